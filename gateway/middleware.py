@@ -1,0 +1,113 @@
+"""Cross-cutting HTTP behaviour: request IDs, the Server header, error mapping, logs and metrics.
+
+Handlers parse, call one RPC and render; when an RPC fails they just let the error propagate and the
+error middleware answers with the mapped status (gateway.errors).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import grpc
+from aiohttp import web
+from prometheus_client import Counter, Gauge, Histogram
+
+from gateway.errors import rpc_error_response, text_error
+from services.shared.context import REQUEST_ID_HEADER, request_id_var, sane_request_id
+from services.shared.version import PRODUCT_NAME, VERSION
+
+log = logging.getLogger("gateway.request")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+SERVER_HEADER = f"{PRODUCT_NAME} {VERSION}"
+
+REQUEST_DURATION = Histogram("http_request_duration_seconds", "HTTP request latency", ["handler", "method", "code"])
+REQUESTS_INFLIGHT = Gauge("http_requests_inflight", "HTTP requests being served", ["handler"])
+RESPONSES = Counter("http_responses_total", "HTTP responses by status", ["handler", "method", "code"])
+
+
+def route_label(request: web.Request) -> str:
+    """The matched route pattern (bounded cardinality), not the raw path."""
+    route = request.match_info.route
+    resource = route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+def _http_exception_response(exc: web.HTTPException) -> web.StreamResponse:
+    """Router errors in the Go router's words; other HTTP exceptions keep their own body."""
+    if isinstance(exc, web.HTTPNotFound) and exc.text == "404: Not Found":
+        return text_error(404, "404 page not found")
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        return text_error(405, "Method Not Allowed", headers={"Allow": exc.headers.get("Allow", "")})
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return text_error(413, "request body too large")
+    if exc.status >= 400:
+        return text_error(exc.status, exc.text or exc.reason, headers=dict(exc.headers))
+    return exc
+
+
+def _log_level(status: int) -> int:
+    if status < 400:
+        return logging.INFO
+    return logging.WARNING if status < 500 or status == 503 else logging.ERROR
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request ID in and out, Server header, one log line and metrics per request, errors mapped."""
+    request_id = sane_request_id(request.headers.get(REQUEST_ID_HEADER))
+    token = request_id_var.set(request_id)
+    label = route_label(request)
+    started = time.monotonic()
+    status = 500
+    error: str | None = None
+    REQUESTS_INFLIGHT.labels(label).inc()
+    try:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            response = _http_exception_response(exc)
+        except grpc.aio.AioRpcError as exc:
+            error = f"{exc.code().name}: {exc.details()}"
+            response = rpc_error_response(exc)
+        except asyncio.CancelledError:
+            status, error = 499, "client closed request"
+            raise
+        except Exception as exc:  # a bug: log once with the traceback, answer a bare 500
+            log.exception("unhandled error", extra={"path": request.path})
+            error = repr(exc)
+            response = text_error(500, "internal server error")
+        if not response.prepared:
+            response.headers[REQUEST_ID_HEADER] = request_id
+            response.headers["Server"] = SERVER_HEADER
+        status = response.status
+        return response
+    finally:
+        duration = time.monotonic() - started
+        REQUESTS_INFLIGHT.labels(label).dec()
+        REQUEST_DURATION.labels(label, request.method, str(status)).observe(duration)
+        RESPONSES.labels(label, request.method, str(status)).inc()
+        level = logging.INFO if status < 400 else logging.WARNING if status < 500 or status == 503 else logging.ERROR
+        log.log(
+            level,
+            "request",
+            extra={
+                "frontend": "http",
+                "method": request.method,
+                "path": request.path,
+                "status": status,
+                "duration": round(duration, 6),
+                "error": error,
+            },
+        )
+        request_id_var.reset(token)
+
+
+def add_headers_on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+    """Streamed responses are prepared inside handlers; stamp them too (on_response_prepare)."""
+    response.headers.setdefault(REQUEST_ID_HEADER, request_id_var.get() or sane_request_id(None))
+    response.headers.setdefault("Server", SERVER_HEADER)

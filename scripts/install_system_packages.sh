@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs the Debian/Ubuntu packages the factory and its tests need, only those that are missing.
+# As root it runs apt-get; otherwise it prints the exact command to run and fails.
+set -euo pipefail
+
+# "check|package": a command name, an absolute path, or py:<module> for a Python stdlib module.
+REQUIREMENTS=(
+    "py:ensurepip|python3-venv"
+    "npm|npm"
+    "docker-registry|docker-registry"
+    "skopeo|skopeo"
+    "sbsign|sbsigntool"
+    "sbverify|sbsigntool"
+    "objcopy|binutils"
+    "openssl|openssl"
+    "/usr/lib/systemd/boot/efi/linuxx64.efi.stub|systemd-boot-efi"
+)
+
+missing=()
+for entry in "${REQUIREMENTS[@]}"; do
+    check=${entry%%|*}
+    package=${entry##*|}
+    case $check in
+        py:*) python3 -c "import ${check#py:}" 2>/dev/null && continue ;;
+        /*) [ -e "$check" ] && continue ;;
+        *) command -v "$check" >/dev/null 2>&1 && continue ;;
+    esac
+    [[ " ${missing[*]-} " == *" $package "* ]] || missing+=("$package")
+done
+
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+cmd="apt-get install -y --no-install-recommends ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+    echo "Missing system packages. Run as root:" >&2
+    echo "    apt-get update && $cmd" >&2
+    exit 1
+fi
+echo "+ apt-get update && $cmd"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+$cmd -qq
