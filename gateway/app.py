@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from gateway import http_api
+from gateway import http_api, public_keys
 from gateway.backends import Backends
 from gateway.keys import BACKENDS, CONFIG
 from gateway.middleware import add_headers_on_prepare, request_context
@@ -35,6 +35,7 @@ def create_app(config: Config, backends: Backends | None = None) -> web.Applicat
     app.cleanup_ctx.append(grpc_clients)
     app.on_response_prepare.append(_stamp)
     http_api.register(app)
+    public_keys.register(app)
     return app
 
 

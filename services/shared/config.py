@@ -5,7 +5,8 @@ where each service listens. Keys are matched case-insensitively and without unde
 say `externalURL` (as the Go factory does) or `external_url`, and `IF_HTTP_EXTERNALURL` and
 `IF_HTTP_EXTERNAL_URL` both reach `http.external_url`. Environment values are parsed as YAML scalars or
 flow collections (`IF_HTTP_ALLOWEDORIGINS=["*"]`). Sources, later wins: defaults, file, environment.
-Validation happens once, at start, with a one-line error naming the key.
+Validation happens once, at start, with a one-line error naming the key (as its dotted field path,
+e.g. `http.external_url`).
 """
 
 from __future__ import annotations
@@ -79,11 +80,11 @@ class HttpConfig:
 
     def __post_init__(self) -> None:
         check_address("http.listen", self.listen)
-        _check_url("http.externalURL", self.external_url)
+        _check_url("http.external_url", self.external_url)
         if self.external_pxe_url:
-            _check_url("http.externalPXEURL", self.external_pxe_url)
+            _check_url("http.external_pxe_url", self.external_pxe_url)
         if self.max_body_bytes <= 0:
-            raise ConfigError("http.maxBodyBytes: must be positive")
+            raise ConfigError("http.max_body_bytes: must be positive")
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,20 @@ class GrpcConfig:
 
 
 @dataclass(frozen=True)
+class SignerConfig:
+    """Key files of the signer (friendly to mounted Kubernetes secrets); empty = generate into state_dir."""
+
+    cosign_key_path: str = ""
+    secureboot_key_path: str = ""
+    secureboot_cert_path: str = ""
+    pcr_key_path: str = ""
+
+    def __post_init__(self) -> None:
+        if bool(self.secureboot_key_path) != bool(self.secureboot_cert_path):
+            raise ConfigError("signer.secureboot_key_path and signer.secureboot_cert_path must be set together")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole mesh's configuration; each process reads the parts it needs."""
 
@@ -132,6 +147,7 @@ class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     grpc: GrpcConfig = field(default_factory=GrpcConfig)
+    signer: SignerConfig = field(default_factory=SignerConfig)
 
 
 T = TypeVar("T")
@@ -151,7 +167,7 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):
         if not isinstance(value, Mapping):
             raise ConfigError(f"{key}: expected a mapping")
-        return _build(hint, value, key)
+        return _build(hint, value, f"{key}.")
     if origin is Literal:
         allowed = get_args(hint)
         text = str(value).lower()

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from services.shared.config import Config, ConfigError, load_config
+from services.shared.errors import FactoryError
 from services.shared.grpc_server import ServiceSpec, serve
 from services.shared.logs import setup_logging
 from services.shared.metrics import start_metrics_server
@@ -47,5 +48,9 @@ def run_service(name: str, build: SpecBuilder, argv: list[str] | None = None) ->
     log.info("starting", extra={"service": name, "version": VERSION})
     try:
         asyncio.run(main())
+    except FactoryError as exc:  # e.g. unreadable keys: one clear line, no traceback
+        log.error("startup failed", extra={"error": exc.message})
+        print(f"{name}: {exc.message}", file=sys.stderr)
+        raise SystemExit(1) from None
     finally:
         shutdown_tracing(provider)

@@ -2,51 +2,15 @@
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
+import time
 
 import pytest
 
 from services.mesh.supervisor import Mesh
-from tests.support.mesh import make_mesh
-from tests.support.otlp import OtlpReceiver, ReceivedSpan, serve_otlp
-from tests.support.ports import free_port
+from tests.e2e.conftest import http_get
+from tests.support.otlp import OtlpReceiver, ReceivedSpan
 
 pytestmark = pytest.mark.e2e
-
-
-def http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as reply:
-            return reply.status, dict(reply.headers), reply.read()
-    except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers), err.read()
-
-
-@pytest.fixture(scope="module")
-def otlp() -> Iterator[tuple[OtlpReceiver, int]]:
-    port = free_port()
-    for receiver in serve_otlp(port):
-        yield receiver, port
-
-
-@pytest.fixture
-def mesh(tmp_path: Path, otlp: tuple[OtlpReceiver, int]) -> Iterator[Mesh]:
-    _, port = otlp
-    env = {
-        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
-        "OTEL_EXPORTER_OTLP_INSECURE": "true",
-        "OTEL_BSP_SCHEDULE_DELAY": "100",
-    }
-    mesh = make_mesh(tmp_path, extra_env=env)
-    mesh.start(timeout=60)
-    try:
-        yield mesh
-    finally:
-        mesh.stop()
 
 
 def test_ready_and_one_trace_across_processes(mesh: Mesh, otlp: tuple[OtlpReceiver, int]) -> None:
@@ -63,8 +27,7 @@ def test_ready_and_one_trace_across_processes(mesh: Mesh, otlp: tuple[OtlpReceiv
         gateway = [s for s in spans if s.service == "image-factory-gateway" and "/schematics/" in s.name]
         traces = {s.trace_id for s in gateway}
         return any(
-            s.service == "image-factory-schematic" and s.trace_id in traces and "GetSchematic" in s.name
-            for s in spans
+            s.service == "image-factory-schematic" and s.trace_id in traces and "GetSchematic" in s.name for s in spans
         )
 
     assert receiver.wait_for(crossing, timeout=15), [(s.service, s.name) for s in receiver.spans]
@@ -87,5 +50,5 @@ def test_readyz_turns_503_when_a_service_stops(mesh: Mesh) -> None:
     assert http_get(f"{mesh.url}/healthz")[0] == 200
     # Restarting the service makes the mesh ready again without restarting anything else.
     mesh.start_process("cache")
-    mesh.wait_serving("cache", deadline=__import__("time").monotonic() + 30)
+    mesh.wait_serving("cache", deadline=time.monotonic() + 30)
     assert http_get(f"{mesh.url}/readyz")[0] == 200

@@ -60,7 +60,7 @@ class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):
 
     def wait_for(self, predicate: Any, timeout: float) -> bool:
         with self.arrived:
-            return self.arrived.wait_for(lambda: predicate(list(self.spans)), timeout=timeout)
+            return bool(self.arrived.wait_for(lambda: predicate(list(self.spans)), timeout=timeout))
 
 
 def _value(value: Any) -> Any:
@@ -72,7 +72,7 @@ def serve_otlp(port: int) -> Iterator[OtlpReceiver]:
     """Run a receiver on 127.0.0.1:port for the duration of the generator."""
     receiver = OtlpReceiver()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(receiver, server)
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(receiver, server)  # type: ignore[no-untyped-call]
     server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
     try:

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cimagefactory/v1/signer.proto\x12\x0fimagefactory.v1\"\x15\n\x13GetPublicKeyRequest\".\n\x14GetPublicKeyResponse\x12\x16\n\x0epublic_key_pem\x18\x01 \x01(\t\"F\n\x11SignCosignRequest\x12\x18\n\x10\x64ocker_reference\x18\x01 \x01(\t\x12\x17\n\x0fmanifest_digest\x18\x02 \x01(\t\"?\n\x12SignCosignResponse\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x18\n\x10signature_base64\x18\x02 \x01(\t\"Y\n\x13VerifyCosignRequest\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x18\n\x10signature_base64\x18\x02 \x01(\t\x12\x17\n\x0f\x65xpected_digest\x18\x03 \x01(\t\"5\n\x14VerifyCosignResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\"+\n\rSignPERequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\x1e\n\x0eSignPEResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"/\n\x0ePcrPhaseDigest\x12\r\n\x05phase\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\t\"P\n\x0eSignPCRRequest\x12\x0c\n\x04\x62\x61nk\x18\x01 \x01(\t\x12\x30\n\x07\x64igests\x18\x02 \x03(\x0b\x32\x1f.imagefactory.v1.PcrPhaseDigest\"W\n\x0cPcrSignature\x12\r\n\x05phase\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\t\x12\x0e\n\x06policy\x18\x03 \x01(\t\x12\x18\n\x10signature_base64\x18\x04 \x01(\t\"\\\n\x0fSignPCRResponse\x12\x31\n\nsignatures\x18\x01 \x03(\x0b\x32\x1d.imagefactory.v1.PcrSignature\x12\x16\n\x0epublic_key_pem\x18\x02 \x01(\t\"!\n\x1fGetSecureBootCertificateRequest\";\n GetSecureBootCertificateResponse\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x01 \x01(\t2\xbe\x04\n\rSignerService\x12[\n\x0cGetPublicKey\x12$.imagefactory.v1.GetPublicKeyRequest\x1a%.imagefactory.v1.GetPublicKeyResponse\x12U\n\nSignCosign\x12\".imagefactory.v1.SignCosignRequest\x1a#.imagefactory.v1.SignCosignResponse\x12[\n\x0cVerifyCosign\x12$.imagefactory.v1.VerifyCosignRequest\x1a%.imagefactory.v1.VerifyCosignResponse\x12M\n\x06SignPE\x12\x1e.imagefactory.v1.SignPERequest\x1a\x1f.imagefactory.v1.SignPEResponse(\x01\x30\x01\x12L\n\x07SignPCR\x12\x1f.imagefactory.v1.SignPCRRequest\x1a .imagefactory.v1.SignPCRResponse\x12\x7f\n\x18GetSecureBootCertificate\x12\x30.imagefactory.v1.GetSecureBootCertificateRequest\x1a\x31.imagefactory.v1.GetSecureBootCertificateResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cimagefactory/v1/signer.proto\x12\x0fimagefactory.v1\"\x15\n\x13GetPublicKeyRequest\".\n\x14GetPublicKeyResponse\x12\x16\n\x0epublic_key_pem\x18\x01 \x01(\t\"F\n\x11SignCosignRequest\x12\x18\n\x10\x64ocker_reference\x18\x01 \x01(\t\x12\x17\n\x0fmanifest_digest\x18\x02 \x01(\t\"?\n\x12SignCosignResponse\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x18\n\x10signature_base64\x18\x02 \x01(\t\"Y\n\x13VerifyCosignRequest\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x18\n\x10signature_base64\x18\x02 \x01(\t\x12\x17\n\x0f\x65xpected_digest\x18\x03 \x01(\t\"5\n\x14VerifyCosignResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\"+\n\rSignPERequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\x1e\n\x0eSignPEResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"+\n\x08PcrValue\x12\x0c\n\x04\x62\x61nk\x18\x01 \x01(\t\x12\x11\n\tvalue_hex\x18\x02 \x01(\t\";\n\x0eSignPCRRequest\x12)\n\x06values\x18\x01 \x03(\x0b\x32\x19.imagefactory.v1.PcrValue\"V\n\x10PcrBankSignature\x12\x0c\n\x04\x62\x61nk\x18\x01 \x01(\t\x12\x0c\n\x04pcrs\x18\x02 \x03(\r\x12\x0c\n\x04pkfp\x18\x03 \x01(\t\x12\x0b\n\x03pol\x18\x04 \x01(\t\x12\x0b\n\x03sig\x18\x05 \x01(\t\"`\n\x0fSignPCRResponse\x12\x35\n\nsignatures\x18\x01 \x03(\x0b\x32!.imagefactory.v1.PcrBankSignature\x12\x16\n\x0epublic_key_pem\x18\x02 \x01(\t\"!\n\x1fGetSecureBootCertificateRequest\";\n GetSecureBootCertificateResponse\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x01 \x01(\t2\xbe\x04\n\rSignerService\x12[\n\x0cGetPublicKey\x12$.imagefactory.v1.GetPublicKeyRequest\x1a%.imagefactory.v1.GetPublicKeyResponse\x12U\n\nSignCosign\x12\".imagefactory.v1.SignCosignRequest\x1a#.imagefactory.v1.SignCosignResponse\x12[\n\x0cVerifyCosign\x12$.imagefactory.v1.VerifyCosignRequest\x1a%.imagefactory.v1.VerifyCosignResponse\x12M\n\x06SignPE\x12\x1e.imagefactory.v1.SignPERequest\x1a\x1f.imagefactory.v1.SignPEResponse(\x01\x30\x01\x12L\n\x07SignPCR\x12\x1f.imagefactory.v1.SignPCRRequest\x1a .imagefactory.v1.SignPCRResponse\x12\x7f\n\x18GetSecureBootCertificate\x12\x30.imagefactory.v1.GetSecureBootCertificateRequest\x1a\x31.imagefactory.v1.GetSecureBootCertificateResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -47,18 +47,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SIGNPEREQUEST']._serialized_end=446
   _globals['_SIGNPERESPONSE']._serialized_start=448
   _globals['_SIGNPERESPONSE']._serialized_end=478
-  _globals['_PCRPHASEDIGEST']._serialized_start=480
-  _globals['_PCRPHASEDIGEST']._serialized_end=527
-  _globals['_SIGNPCRREQUEST']._serialized_start=529
-  _globals['_SIGNPCRREQUEST']._serialized_end=609
-  _globals['_PCRSIGNATURE']._serialized_start=611
-  _globals['_PCRSIGNATURE']._serialized_end=698
-  _globals['_SIGNPCRRESPONSE']._serialized_start=700
-  _globals['_SIGNPCRRESPONSE']._serialized_end=792
-  _globals['_GETSECUREBOOTCERTIFICATEREQUEST']._serialized_start=794
-  _globals['_GETSECUREBOOTCERTIFICATEREQUEST']._serialized_end=827
-  _globals['_GETSECUREBOOTCERTIFICATERESPONSE']._serialized_start=829
-  _globals['_GETSECUREBOOTCERTIFICATERESPONSE']._serialized_end=888
-  _globals['_SIGNERSERVICE']._serialized_start=891
-  _globals['_SIGNERSERVICE']._serialized_end=1465
+  _globals['_PCRVALUE']._serialized_start=480
+  _globals['_PCRVALUE']._serialized_end=523
+  _globals['_SIGNPCRREQUEST']._serialized_start=525
+  _globals['_SIGNPCRREQUEST']._serialized_end=584
+  _globals['_PCRBANKSIGNATURE']._serialized_start=586
+  _globals['_PCRBANKSIGNATURE']._serialized_end=672
+  _globals['_SIGNPCRRESPONSE']._serialized_start=674
+  _globals['_SIGNPCRRESPONSE']._serialized_end=770
+  _globals['_GETSECUREBOOTCERTIFICATEREQUEST']._serialized_start=772
+  _globals['_GETSECUREBOOTCERTIFICATEREQUEST']._serialized_end=805
+  _globals['_GETSECUREBOOTCERTIFICATERESPONSE']._serialized_start=807
+  _globals['_GETSECUREBOOTCERTIFICATERESPONSE']._serialized_end=866
+  _globals['_SIGNERSERVICE']._serialized_start=869
+  _globals['_SIGNERSERVICE']._serialized_end=1443
 # @@protoc_insertion_point(module_scope)

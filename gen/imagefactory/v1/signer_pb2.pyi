@@ -189,80 +189,87 @@ class SignPEResponse(_message.Message):
 Global___SignPEResponse: _TypeAlias = SignPEResponse  # noqa: Y015
 
 @_typing.final
-class PcrPhaseDigest(_message.Message):
+class PcrValue(_message.Message):
+    """A predicted PCR 11 value of one hash bank (computed by the builder from the UKI sections)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
-    PHASE_FIELD_NUMBER: _builtins.int
-    DIGEST_FIELD_NUMBER: _builtins.int
-    phase: _builtins.str
-    """Phase path, e.g. "enter-initrd"."""
-    digest: _builtins.str
-    """Hex PCR digest expected in that phase."""
+    BANK_FIELD_NUMBER: _builtins.int
+    VALUE_HEX_FIELD_NUMBER: _builtins.int
+    bank: _builtins.str
+    """"sha256", "sha384" or "sha512"."""
+    value_hex: _builtins.str
+    """Hex of the predicted PCR value after the last boot phase."""
     def __init__(
         self,
         *,
-        phase: _builtins.str = ...,
-        digest: _builtins.str = ...,
+        bank: _builtins.str = ...,
+        value_hex: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["digest", b"digest", "phase", b"phase"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank", b"bank", "value_hex", b"value_hex"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___PcrPhaseDigest: _TypeAlias = PcrPhaseDigest  # noqa: Y015
+Global___PcrValue: _TypeAlias = PcrValue  # noqa: Y015
 
 @_typing.final
 class SignPCRRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    BANK_FIELD_NUMBER: _builtins.int
-    DIGESTS_FIELD_NUMBER: _builtins.int
-    bank: _builtins.str
-    """Hash bank, e.g. "sha256"."""
+    VALUES_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def digests(self) -> _containers.RepeatedCompositeFieldContainer[Global___PcrPhaseDigest]: ...
+    def values(self) -> _containers.RepeatedCompositeFieldContainer[Global___PcrValue]: ...
     def __init__(
         self,
         *,
-        bank: _builtins.str = ...,
-        digests: _abc.Iterable[Global___PcrPhaseDigest] | None = ...,
+        values: _abc.Iterable[Global___PcrValue] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank", b"bank", "digests", b"digests"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["values", b"values"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SignPCRRequest: _TypeAlias = SignPCRRequest  # noqa: Y015
 
 @_typing.final
-class PcrSignature(_message.Message):
+class PcrBankSignature(_message.Message):
+    """One bank entry of a `.pcrsig` section."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
-    PHASE_FIELD_NUMBER: _builtins.int
-    DIGEST_FIELD_NUMBER: _builtins.int
-    POLICY_FIELD_NUMBER: _builtins.int
-    SIGNATURE_BASE64_FIELD_NUMBER: _builtins.int
-    phase: _builtins.str
-    digest: _builtins.str
-    policy: _builtins.str
-    signature_base64: _builtins.str
+    BANK_FIELD_NUMBER: _builtins.int
+    PCRS_FIELD_NUMBER: _builtins.int
+    PKFP_FIELD_NUMBER: _builtins.int
+    POL_FIELD_NUMBER: _builtins.int
+    SIG_FIELD_NUMBER: _builtins.int
+    bank: _builtins.str
+    pkfp: _builtins.str
+    """Hex SHA-256 fingerprint of the PCR public key."""
+    pol: _builtins.str
+    """Hex TPM2 PolicyPCR digest."""
+    sig: _builtins.str
+    """Base64 RSASSA-PKCS1-v1_5 signature over the policy digest."""
+    @_builtins.property
+    def pcrs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
     def __init__(
         self,
         *,
-        phase: _builtins.str = ...,
-        digest: _builtins.str = ...,
-        policy: _builtins.str = ...,
-        signature_base64: _builtins.str = ...,
+        bank: _builtins.str = ...,
+        pcrs: _abc.Iterable[_builtins.int] | None = ...,
+        pkfp: _builtins.str = ...,
+        pol: _builtins.str = ...,
+        sig: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["digest", b"digest", "phase", b"phase", "policy", b"policy", "signature_base64", b"signature_base64"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank", b"bank", "pcrs", b"pcrs", "pkfp", b"pkfp", "pol", b"pol", "sig", b"sig"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___PcrSignature: _TypeAlias = PcrSignature  # noqa: Y015
+Global___PcrBankSignature: _TypeAlias = PcrBankSignature  # noqa: Y015
 
 @_typing.final
 class SignPCRResponse(_message.Message):
@@ -273,11 +280,11 @@ class SignPCRResponse(_message.Message):
     public_key_pem: _builtins.str
     """The PCR public key (.pcrpkey), PEM."""
     @_builtins.property
-    def signatures(self) -> _containers.RepeatedCompositeFieldContainer[Global___PcrSignature]: ...
+    def signatures(self) -> _containers.RepeatedCompositeFieldContainer[Global___PcrBankSignature]: ...
     def __init__(
         self,
         *,
-        signatures: _abc.Iterable[Global___PcrSignature] | None = ...,
+        signatures: _abc.Iterable[Global___PcrBankSignature] | None = ...,
         public_key_pem: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015

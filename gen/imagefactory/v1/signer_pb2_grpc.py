@@ -100,7 +100,7 @@ class SignerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SignPCR(self, request, context):
-        """Sign PCR policy digests for a UKI.
+        """Sign the TPM PCR policies of predicted PCR 11 values (the `.pcrsig` section of a UKI).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -42,7 +42,7 @@ class SignerServiceStub:
     SignPE: _grpc.StreamStreamMultiCallable[_signer_pb2.SignPERequest, _signer_pb2.SignPEResponse]
     """Authenticode-sign a PE file (UKI, systemd-boot) streamed in; the signed file streams back."""
     SignPCR: _grpc.UnaryUnaryMultiCallable[_signer_pb2.SignPCRRequest, _signer_pb2.SignPCRResponse]
-    """Sign PCR policy digests for a UKI."""
+    """Sign the TPM PCR policies of predicted PCR 11 values (the `.pcrsig` section of a UKI)."""
     GetSecureBootCertificate: _grpc.UnaryUnaryMultiCallable[_signer_pb2.GetSecureBootCertificateRequest, _signer_pb2.GetSecureBootCertificateResponse]
     """The Secure Boot signing certificate, PEM."""
 
@@ -60,7 +60,7 @@ class SignerServiceAsyncStub(SignerServiceStub):
     SignPE: _aio.StreamStreamMultiCallable[_signer_pb2.SignPERequest, _signer_pb2.SignPEResponse]  # type: ignore[assignment]
     """Authenticode-sign a PE file (UKI, systemd-boot) streamed in; the signed file streams back."""
     SignPCR: _aio.UnaryUnaryMultiCallable[_signer_pb2.SignPCRRequest, _signer_pb2.SignPCRResponse]  # type: ignore[assignment]
-    """Sign PCR policy digests for a UKI."""
+    """Sign the TPM PCR policies of predicted PCR 11 values (the `.pcrsig` section of a UKI)."""
     GetSecureBootCertificate: _aio.UnaryUnaryMultiCallable[_signer_pb2.GetSecureBootCertificateRequest, _signer_pb2.GetSecureBootCertificateResponse]  # type: ignore[assignment]
     """The Secure Boot signing certificate, PEM."""
 
@@ -105,7 +105,7 @@ class SignerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _signer_pb2.SignPCRRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_signer_pb2.SignPCRResponse, _abc.Awaitable[_signer_pb2.SignPCRResponse]]:
-        """Sign PCR policy digests for a UKI."""
+        """Sign the TPM PCR policies of predicted PCR 11 values (the `.pcrsig` section of a UKI)."""
 
     @_abc_1.abstractmethod
     def GetSecureBootCertificate(

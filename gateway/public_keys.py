@@ -1,0 +1,25 @@
+"""Public key material: the cosign verification key and the Secure Boot certificate (spec §2.9, §2.10)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.keys import BACKENDS
+from imagefactory.v1 import signer_pb2
+
+PEM_CONTENT_TYPE = "application/x-pem-file"
+
+
+async def cosign_public_key(request: web.Request) -> web.Response:
+    reply = await request.app[BACKENDS].signer.GetPublicKey(signer_pb2.GetPublicKeyRequest())
+    return web.Response(body=reply.public_key_pem.encode(), content_type=PEM_CONTENT_TYPE)
+
+
+async def secureboot_certificate(request: web.Request) -> web.Response:
+    reply = await request.app[BACKENDS].signer.GetSecureBootCertificate(signer_pb2.GetSecureBootCertificateRequest())
+    return web.Response(body=reply.certificate_pem.encode(), content_type=PEM_CONTENT_TYPE)
+
+
+def register(app: web.Application) -> None:
+    app.router.add_get("/oci/cosign/signing-key.pub", cosign_public_key, allow_head=False)
+    app.router.add_get("/secureboot/signing-cert.pem", secureboot_certificate, allow_head=False)
