@@ -16,7 +16,7 @@ from services.shared.interceptors import REASON_METADATA
 # (code, reason) → HTTP status; reason None matches any reason of that code.
 STATUS_TABLE: dict[tuple[grpc.StatusCode, str | None], int] = {
     (grpc.StatusCode.INVALID_ARGUMENT, None): 400,
-    (grpc.StatusCode.OUT_OF_RANGE, None): 400,
+    (grpc.StatusCode.OUT_OF_RANGE, None): 416,
     (grpc.StatusCode.NOT_FOUND, None): 404,
     (grpc.StatusCode.FAILED_PRECONDITION, None): 400,
     (grpc.StatusCode.FAILED_PRECONDITION, "NOT_ENABLED"): 402,
@@ -29,7 +29,7 @@ STATUS_TABLE: dict[tuple[grpc.StatusCode, str | None], int] = {
 }
 
 # Statuses whose message is safe and useful to show to the client.
-_SHOW_MESSAGE = {400, 402, 404, 413, 429, 501, 503}
+_SHOW_MESSAGE = {400, 402, 404, 413, 416, 429, 501, 503}
 _DEFAULT_MESSAGES = {503: "service temporarily unavailable", 499: "client closed request"}
 
 

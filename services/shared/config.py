@@ -137,6 +137,19 @@ class SignerConfig:
 
 
 @dataclass(frozen=True)
+class CacheConfig:
+    """The asset store (cache service)."""
+
+    backend: Literal["filesystem", "registry"] = "filesystem"
+    root: str = ""  # filesystem backend; empty: <state_dir>/cache
+    max_asset_bytes: int = 16 * 1024 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if self.max_asset_bytes <= 0:
+            raise ConfigError("cache.max_asset_bytes: must be positive")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole mesh's configuration; each process reads the parts it needs."""
 
@@ -148,6 +161,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     grpc: GrpcConfig = field(default_factory=GrpcConfig)
     signer: SignerConfig = field(default_factory=SignerConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
 
 
 T = TypeVar("T")

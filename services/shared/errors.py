@@ -43,6 +43,13 @@ class NotFound(FactoryError):
     reason = "NOT_FOUND"
 
 
+class OutOfRange(FactoryError):
+    """A byte range outside the resource (HTTP 416)."""
+
+    code = grpc.StatusCode.OUT_OF_RANGE
+    reason = "OUT_OF_RANGE"
+
+
 class NotEnabled(FactoryError):
     """A feature is not available in this edition or configuration."""
 

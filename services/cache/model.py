@@ -1,0 +1,80 @@
+"""What the cache stores besides the bytes: one small, signed metadata document per asset."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass
+
+from services.shared.errors import InvalidArgument
+
+# Keys are hex hashes (builder asset keys, digests); anything else could escape the store's directory.
+_KEY = re.compile(r"^[0-9a-f]{16,128}$")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def check_key(key: str) -> str:
+    if not _KEY.match(key):
+        raise InvalidArgument(f"invalid asset key {key!r}: expected 16-128 lowercase hex characters")
+    return key
+
+
+@dataclass(frozen=True)
+class AssetMeta:
+    key: str
+    size: int
+    digest: str  # "sha256:<hex>" of the bytes
+    media_type: str
+    file_name: str
+    created_unix: int
+
+    def to_json(self) -> bytes:
+        """Canonical bytes: the signature covers exactly these, so field order and spacing are fixed."""
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
+
+    def document_digest(self) -> str:
+        return "sha256:" + hashlib.sha256(self.to_json()).hexdigest()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> AssetMeta:
+        raw = json.loads(data)
+        meta = cls(
+            key=str(raw["key"]),
+            size=int(raw["size"]),
+            digest=str(raw["digest"]),
+            media_type=str(raw["media_type"]),
+            file_name=str(raw["file_name"]),
+            created_unix=int(raw["created_unix"]),
+        )
+        if meta.to_json() != data or not _DIGEST.match(meta.digest) or meta.size < 0:
+            raise ValueError("metadata is not in canonical form")
+        return meta
+
+
+@dataclass(frozen=True)
+class PutRequest:
+    """The header of a Put: everything but the bytes."""
+
+    key: str
+    media_type: str
+    file_name: str
+    expected_size: int = 0  # 0 = unknown
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A cosign simple-signing payload and its base64 signature (from the signer)."""
+
+    payload: bytes
+    signature_base64: str
+
+    def to_json(self) -> bytes:
+        return json.dumps(
+            {"payload": self.payload.decode(), "signature": self.signature_base64}, separators=(",", ":")
+        ).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Signature:
+        raw = json.loads(data)
+        return cls(payload=str(raw["payload"]).encode(), signature_base64=str(raw["signature"]))

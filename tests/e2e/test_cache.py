@@ -1,0 +1,95 @@
+"""The cache service as a real process, signing through the real signer process."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from grpc import aio
+
+from imagefactory.v1 import cache_pb2, cache_pb2_grpc
+from services.mesh.supervisor import Mesh
+from services.shared.grpc_client import open_channel
+
+pytestmark = pytest.mark.e2e
+
+CHUNK = 1024 * 1024
+GIB = 1024 * CHUNK
+
+
+def rss_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"{field} not in /proc/{pid}/status")
+
+
+def block(index: int) -> bytes:
+    """1 MiB that differs per index, cheap to regenerate on the reading side."""
+    seed = hashlib.sha256(index.to_bytes(8, "big")).digest()
+    return seed * (CHUNK // len(seed))
+
+
+async def put(stub: Any, key: str, chunks: int) -> Any:
+    async def parts() -> AsyncIterator[cache_pb2.PutRequest]:
+        yield cache_pb2.PutRequest(
+            header=cache_pb2.PutHeader(key=key, media_type="application/octet-stream", file_name="big.raw")
+        )
+        for index in range(chunks):
+            yield cache_pb2.PutRequest(data=block(index))
+
+    return await stub.Put(parts())
+
+
+async def test_one_gib_put_and_read_in_bounded_memory(mesh: Mesh) -> None:
+    pid = mesh.processes["cache"].pid
+    baseline = rss_kib(pid, "VmRSS")
+    channel = open_channel(mesh.config, "cache")
+    stub: Any = cache_pb2_grpc.CacheServiceStub(channel)
+    key = "ab" * 32
+    try:
+        reply = await put(stub, key, GIB // CHUNK)
+        expected = hashlib.sha256()
+        for index in range(GIB // CHUNK):
+            expected.update(block(index))
+        assert reply.asset.size == GIB
+        assert reply.asset.digest == "sha256:" + expected.hexdigest()
+
+        seen = hashlib.sha256()
+        size = 0
+        async for message in stub.Read(cache_pb2.ReadRequest(key=key)):
+            seen.update(message.data)
+            size += len(message.data)
+        assert size == GIB
+        assert seen.hexdigest() == expected.hexdigest()
+    finally:
+        await channel.close(None)
+    growth_mib = (rss_kib(pid, "VmHWM") - baseline) / 1024
+    print(f"cache process peak RSS growth over a 1 GiB put + read: {growth_mib:.1f} MiB")
+    assert growth_mib < 64, f"cache process peak RSS grew by {growth_mib:.1f} MiB"
+
+
+async def test_tampering_on_disk_makes_reads_a_miss(mesh: Mesh) -> None:
+    channel = open_channel(mesh.config, "cache")
+    stub: Any = cache_pb2_grpc.CacheServiceStub(channel)
+    key = "cd" * 32
+    try:
+        await put(stub, key, 2)
+        first = [m async for m in stub.Read(cache_pb2.ReadRequest(key=key, offset=10, length=5))]
+        assert first[0].asset.key == key and first[0].data == block(0)[10:15]
+        blob = mesh.config.state_dir / "cache" / key[:2] / key / "blob"
+        data = bytearray(blob.read_bytes())
+        data[-1] ^= 0xFF
+        blob.write_bytes(bytes(data))
+        with pytest.raises(aio.AioRpcError) as info:
+            await stub.Stat(cache_pb2.StatRequest(key=key))
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(aio.AioRpcError) as info:
+            _ = [m async for m in stub.Read(cache_pb2.ReadRequest(key=key))]
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    finally:
+        await channel.close(None)

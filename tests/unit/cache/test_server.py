@@ -1,0 +1,84 @@
+"""CacheService over an in-process gRPC server: stream framing and error statuses."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import pytest
+from grpc import aio
+
+from imagefactory.v1 import cache_pb2, cache_pb2_grpc
+from services.cache.fs_store import FilesystemStore
+from services.cache.server import CacheServicer
+from services.shared.config import Config, ServiceEndpoints
+from services.shared.grpc_client import open_channel
+from services.shared.grpc_server import create_server
+from tests.support.ports import free_port
+
+KEY = "e" * 64
+
+
+@pytest.fixture
+async def cache(store: FilesystemStore) -> AsyncIterator[Any]:
+    port = free_port()
+    config = Config(services=ServiceEndpoints(cache=f"127.0.0.1:{port}"))
+    server = create_server(config)
+    cache_pb2_grpc.add_CacheServiceServicer_to_server(CacheServicer(store), server)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    channel = open_channel(config, "cache")
+    yield cache_pb2_grpc.CacheServiceStub(channel)
+    await channel.close(None)
+    await server.stop(None)
+
+
+def header(key: str = KEY) -> cache_pb2.PutRequest:
+    return cache_pb2.PutRequest(header=cache_pb2.PutHeader(key=key, media_type="text/plain", file_name="f.txt"))
+
+
+async def stream(*messages: cache_pb2.PutRequest) -> AsyncIterator[cache_pb2.PutRequest]:
+    for message in messages:
+        yield message
+
+
+async def test_put_stat_read(cache: Any) -> None:
+    reply = await cache.Put(stream(header(), cache_pb2.PutRequest(data=b"hello "), cache_pb2.PutRequest(data=b"world")))
+    assert (reply.asset.key, reply.asset.size, reply.asset.file_name) == (KEY, 11, "f.txt")
+    stat = await cache.Stat(cache_pb2.StatRequest(key=KEY))
+    assert stat.asset == reply.asset
+    messages = [m async for m in cache.Read(cache_pb2.ReadRequest(key=KEY, offset=6))]
+    assert messages[0].asset == reply.asset
+    assert b"".join(m.data for m in messages) == b"world"
+
+
+async def test_empty_asset_still_announces_metadata(cache: Any) -> None:
+    await cache.Put(stream(header()))
+    messages = [m async for m in cache.Read(cache_pb2.ReadRequest(key=KEY))]
+    assert len(messages) == 1 and messages[0].asset.size == 0
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        (),
+        (cache_pb2.PutRequest(data=b"x"),),
+        (header(), header()),
+        (header("NOT-HEX"),),
+    ],
+)
+async def test_malformed_puts_are_invalid_argument(cache: Any, messages: tuple[cache_pb2.PutRequest, ...]) -> None:
+    with pytest.raises(aio.AioRpcError) as info:
+        await cache.Put(stream(*messages))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_misses_and_bad_ranges(cache: Any) -> None:
+    with pytest.raises(aio.AioRpcError) as info:
+        await cache.Stat(cache_pb2.StatRequest(key=KEY))
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    await cache.Put(stream(header(), cache_pb2.PutRequest(data=b"abc")))
+    with pytest.raises(aio.AioRpcError) as info:
+        _ = [m async for m in cache.Read(cache_pb2.ReadRequest(key=KEY, offset=3))]
+    assert info.value.code() == grpc.StatusCode.OUT_OF_RANGE
