@@ -5,10 +5,10 @@ Layout: `<root>/<key[:2]>/<key>/{blob, meta.json, meta.sig}`. A Put streams into
 directory into place: an asset is visible complete or not at all, and a Put interrupted at any point
 leaves only a temp dir that the next start removes.
 
-Every read verifies first: the metadata signature (through the signer), the metadata's own consistency,
-and the blob's size and SHA-256. Hashing a large blob on every read would be wasteful, so a successful
-hash is remembered for the file's exact on-disk identity (inode, size, mtime and ctime in nanoseconds);
-any write to the file changes ctime, which user space cannot set back, so tampering forces a re-hash.
+`stat` verifies the metadata signature (through the signer), the metadata's consistency and the blob's
+size without reading the body; `read` additionally checks the blob's SHA-256 before the first byte
+(remembered per file state, see `verified_files`). An asset that fails any check is a miss, counted and
+logged, and is removed so that the next request rebuilds it.
 """
 
 from __future__ import annotations
@@ -20,34 +20,19 @@ import os
 import shutil
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
+from typing import NoReturn
 
 from services.cache.model import AssetMeta, PutRequest, Signature, check_key
 from services.cache.signing import Signer, refuse, sign_meta
+from services.cache.verified_files import VerifiedFiles
 from services.shared.errors import InvalidArgument, NotFound, OutOfRange, PayloadTooLarge
-from services.shared.streams import CHUNK_SIZE, read_chunks
+from services.shared.streams import read_chunks
 
 # The identity written into the cosign payloads of this store (a name, not a pullable image).
 FS_REFERENCE = "local/image-factory/cache"
 INCOMING = ".incoming"
-_HASH_MEMO_SIZE = 4096
-
-FileIdentity = tuple[int, int, int, int]
-
-
-def _identity(path: Path) -> FileIdentity:
-    st = path.stat()
-    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK_SIZE):
-            digest.update(chunk)
-    return "sha256:" + digest.hexdigest()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -70,7 +55,7 @@ class FilesystemStore:
         self.root = root
         self._signer = signer
         self._max = max_asset_bytes
-        self._verified_hashes: OrderedDict[tuple[str, FileIdentity], str] = OrderedDict()
+        self._verified = VerifiedFiles()
 
     def prepare(self) -> None:
         """Create the root and drop leftovers of interrupted Puts (they were never visible)."""
@@ -136,7 +121,7 @@ class FilesystemStore:
             shutil.rmtree(final, ignore_errors=True)
             staging.rename(final)
         _fsync_dir(final.parent)
-        self._remember_hash(final / "blob", meta.digest)
+        self._verified.remember(final / "blob", meta.digest)
         return meta
 
     def _load_meta_unverified(self, key: str) -> AssetMeta | None:
@@ -144,12 +129,6 @@ class FilesystemStore:
             return AssetMeta.from_json((self._dir(key) / "meta.json").read_bytes())
         except (OSError, ValueError, KeyError):
             return None
-
-    def _remember_hash(self, blob: Path, digest: str) -> None:
-        with contextlib.suppress(OSError):
-            self._verified_hashes[(str(blob), _identity(blob))] = digest
-            while len(self._verified_hashes) > _HASH_MEMO_SIZE:
-                self._verified_hashes.popitem(last=False)
 
     async def stat(self, key: str) -> AssetMeta:
         """Verified metadata of an asset, or NotFound (also for anything that does not verify)."""
@@ -164,40 +143,35 @@ class FilesystemStore:
             meta = AssetMeta.from_json(meta_bytes)
             signature = Signature.from_json(sig_bytes)
         except (ValueError, KeyError, TypeError) as exc:
-            refuse(key, "metadata", str(exc))
-            raise NotFound(f"asset {key} not found") from None
+            await self._quarantine(key, "metadata", str(exc))
         problem = await self._signer.verify(signature, meta.document_digest())
         if problem is not None:
-            refuse(key, "signature", problem)
-            raise NotFound(f"asset {key} not found")
+            await self._quarantine(key, "signature", problem)
         if meta.key != key:
-            refuse(key, "metadata", f"metadata names key {meta.key}")
-            raise NotFound(f"asset {key} not found")
-        if not await asyncio.to_thread(self._blob_matches, directory / "blob", meta):
-            raise NotFound(f"asset {key} not found")
+            await self._quarantine(key, "metadata", f"metadata names key {meta.key}")
+        try:
+            size = await asyncio.to_thread(lambda: (directory / "blob").stat().st_size)
+        except FileNotFoundError:
+            size = -1
+        if size != meta.size:
+            await self._quarantine(key, "blob", f"blob size {size} != {meta.size}")
         return meta
 
-    def _blob_matches(self, blob: Path, meta: AssetMeta) -> bool:
-        try:
-            identity = _identity(blob)
-        except FileNotFoundError:
-            refuse(meta.key, "blob", "blob missing")
-            return False
-        if identity[1] != meta.size:
-            refuse(meta.key, "blob", f"size {identity[1]} != {meta.size}")
-            return False
-        if self._verified_hashes.get((str(blob), identity)) == meta.digest:
-            return True
-        actual = _sha256_file(blob)
-        if actual != meta.digest:
-            refuse(meta.key, "blob", f"digest {actual} != {meta.digest}")
-            return False
-        self._remember_hash(blob, meta.digest)
-        return True
+    async def _quarantine(self, key: str, reason: str, detail: str) -> NoReturn:
+        """Refuse an asset and remove it, so the next request rebuilds instead of failing again."""
+        refuse(key, reason, detail)
+        doomed = self.root / INCOMING / f"refused-{uuid.uuid4().hex}"
+        with contextlib.suppress(OSError):
+            await asyncio.to_thread(self._dir(key).rename, doomed)
+            await asyncio.to_thread(shutil.rmtree, doomed, True)
+        raise NotFound(f"asset {key} not found")
 
     async def read(self, key: str, offset: int = 0, length: int = 0) -> tuple[AssetMeta, AsyncIterator[bytes]]:
         """Verify, then stream `length` bytes from `offset` (0 = to the end)."""
         meta = await self.stat(key)
+        problem = await asyncio.to_thread(self._verified.problem, self._dir(key) / "blob", meta.size, meta.digest)
+        if problem is not None:
+            await self._quarantine(key, "blob", problem)
         if offset < 0 or length < 0 or offset > meta.size or (offset == meta.size and meta.size > 0):
             raise OutOfRange(f"range {offset}+{length} is outside asset {key} of {meta.size} bytes")
         span = meta.size - offset if length == 0 else min(length, meta.size - offset)

@@ -137,16 +137,34 @@ class SignerConfig:
 
 
 @dataclass(frozen=True)
+class OciRepository:
+    """A repository in an OCI registry used as a store (`insecure` = plain HTTP, for loopback registries)."""
+
+    registry: str = ""
+    repository: str = ""
+    insecure: bool = False
+    username: str = ""
+    password: str = ""
+
+    def check(self, key: str) -> None:
+        if not self.registry or not self.repository:
+            raise ConfigError(f"{key}: registry and repository must both be set")
+
+
+@dataclass(frozen=True)
 class CacheConfig:
     """The asset store (cache service)."""
 
     backend: Literal["filesystem", "registry"] = "filesystem"
     root: str = ""  # filesystem backend; empty: <state_dir>/cache
+    oci: OciRepository = field(default_factory=OciRepository)  # registry backend (spec §8.2 `cache.oci`)
     max_asset_bytes: int = 16 * 1024 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.max_asset_bytes <= 0:
             raise ConfigError("cache.max_asset_bytes: must be positive")
+        if self.backend == "registry":
+            self.oci.check("cache.oci")
 
 
 @dataclass(frozen=True)

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from grpc import aio
 
 from imagefactory.v1 import cache_pb2, cache_pb2_grpc
 from services.mesh.supervisor import Mesh
 from services.shared.grpc_client import open_channel
+from services.shared.oci import RegistryClient, signature_tag
+from tests.e2e.conftest import http_get
+from tests.support.mesh import make_mesh
+from tests.support.registry import RegistryServer
 
 pytestmark = pytest.mark.e2e
 
@@ -93,3 +101,37 @@ async def test_tampering_on_disk_makes_reads_a_miss(mesh: Mesh) -> None:
         assert info.value.code() == grpc.StatusCode.NOT_FOUND
     finally:
         await channel.close(None)
+
+
+@pytest.mark.registry
+async def test_registry_backend_stores_signed_assets(tmp_path: Path, registry: RegistryServer) -> None:
+    """The cache process against a real registry: the signature it stores verifies with the public key
+    the gateway serves, over the manifest digest the tag points at (spec §8.2, §9.4)."""
+    mesh = make_mesh(
+        tmp_path,
+        cache={"backend": "registry", "oci": {"registry": registry.host, "repository": "if/cache", "insecure": True}},
+    )
+    mesh.start(timeout=60)
+    channel = open_channel(mesh.config, "cache")
+    stub: Any = cache_pb2_grpc.CacheServiceStub(channel)
+    key = "12" * 32
+    try:
+        reply = await put(stub, key, 3)
+        messages = [m async for m in stub.Read(cache_pb2.ReadRequest(key=key, offset=CHUNK, length=CHUNK))]
+        assert b"".join(m.data for m in messages) == block(1)
+        assert messages[0].asset == reply.asset
+        async with RegistryClient(registry.host, insecure=True) as client:
+            manifest = await client.get_manifest("if/cache", key)
+            assert [layer.media_type for layer in manifest.layers()] == ["application/data"]
+            signature = await client.get_manifest("if/cache", signature_tag(manifest.digest))
+            (layer,) = signature.layers()
+            payload = await client.get_blob("if/cache", layer.digest)
+        public_key = serialization.load_pem_public_key(http_get(f"{mesh.url}/oci/cosign/signing-key.pub")[2])
+        assert isinstance(public_key, ec.EllipticCurvePublicKey)
+        signed = base64.b64decode((layer.annotations or {})["dev.cosignproject.cosign/signature"])
+        public_key.verify(signed, payload, ec.ECDSA(hashes.SHA256()))
+        assert json.loads(payload)["critical"]["image"]["docker-manifest-digest"] == manifest.digest
+        assert json.loads(payload)["critical"]["identity"]["docker-reference"] == f"{registry.host}/if/cache"
+    finally:
+        await channel.close(None)
+        mesh.stop()

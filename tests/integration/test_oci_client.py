@@ -43,8 +43,7 @@ from services.shared.oci import (
 )
 from services.shared.oci import media_types as mt
 from services.shared.oci.auth import TokenCache, parse_challenges
-
-from .conftest import PASSWORD, USERNAME, RegistryServer, TokenServer, require_tool
+from tests.support.registry import PASSWORD, USERNAME, RegistryServer, TokenServer, require_tool
 
 MiB = 1 << 20
 

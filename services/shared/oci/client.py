@@ -176,6 +176,13 @@ class RegistryClient:
             if resp.status not in (200, 202):
                 await self._transport.raise_for_status(resp, f"manifest {repo}@{digest}")
 
+    async def delete_blob(self, repo: str, digest: str) -> None:
+        """Delete a blob from a repository (registries with deletes enabled); a missing blob is fine."""
+        url = self._url(repo, f"blobs/{validate_digest(digest)}")
+        async with await self._transport.send("DELETE", url, scope=f"repository:{repo}:delete") as resp:
+            if resp.status not in (200, 202, 404):
+                await self._transport.raise_for_status(resp, f"blob {repo}@{digest}")
+
     async def referrers(self, repo: str, digest: str, artifact_type: str | None = None) -> list[Descriptor]:
         """Manifests whose `subject` is `digest` (spec §7.2 bundles, §9.6).
 

@@ -17,7 +17,6 @@ import datetime
 import json
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -40,6 +39,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
+from tests.support.ports import free_port
+
 READY_TIMEOUT = 10.0
 USERNAME = "factory"
 PASSWORD = "s3cret-pass"
@@ -55,13 +56,6 @@ def require_tool(name: str) -> str:
             pytest.fail(f"{name} is not on PATH; CI installs it (apt-get install {name})")
         pytest.skip(f"{name} is not on PATH")
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
