@@ -35,7 +35,12 @@ $(BUF): tools/package.json
 	cd tools && npm install --no-fund --no-audit --loglevel=error
 	@touch $@
 
-setup: $(STAMP) $(BUF)
+COSIGN := tools/trixie/cosign/usr/bin/cosign
+
+$(COSIGN): scripts/fetch_cosign.sh
+	scripts/fetch_cosign.sh
+
+setup: $(STAMP) $(BUF) $(COSIGN)
 
 run: $(STAMP)
 	$(PY) -m services.mesh

@@ -20,6 +20,7 @@ from services.mesh.supervisor import Mesh
 from services.shared.grpc_client import open_channel
 from services.shared.oci import RegistryClient, signature_tag
 from tests.e2e.conftest import http_get
+from tests.support.cosign_cli import cosign_verify
 from tests.support.mesh import make_mesh
 from tests.support.registry import RegistryServer
 
@@ -132,6 +133,21 @@ async def test_registry_backend_stores_signed_assets(tmp_path: Path, registry: R
         public_key.verify(signed, payload, ec.ECDSA(hashes.SHA256()))
         assert json.loads(payload)["critical"]["image"]["docker-manifest-digest"] == manifest.digest
         assert json.loads(payload)["critical"]["identity"]["docker-reference"] == f"{registry.host}/if/cache"
+
+        # The real cosign agrees, and refuses with another key.
+        key_file = tmp_path / "factory.pub"
+        key_file.write_bytes(http_get(f"{mesh.url}/oci/cosign/signing-key.pub")[2])
+        verified = cosign_verify(f"{registry.host}/if/cache:{key}", key_file, tmp_path)
+        assert verified.returncode == 0, verified.stderr
+        assert manifest.digest in verified.stdout
+        other = tmp_path / "other.pub"
+        other.write_bytes(
+            ec.generate_private_key(ec.SECP256R1())
+            .public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        )
+        refused = cosign_verify(f"{registry.host}/if/cache:{key}", other, tmp_path)
+        assert refused.returncode != 0
     finally:
         await channel.close(None)
         mesh.stop()
