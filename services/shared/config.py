@@ -152,6 +152,25 @@ class OciRepository:
 
 
 @dataclass(frozen=True)
+class SchematicConfig:
+    """Schematic storage (spec §6.5, §6.6)."""
+
+    backend: Literal["filesystem", "registry"] = "filesystem"
+    root: str = ""  # filesystem backend; empty: <state_dir>/schematics
+    oci: OciRepository = field(default_factory=OciRepository)  # registry backend (`artifacts.schematic`)
+    cache_capacity: int = 100_000
+    negative_ttl_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.cache_capacity <= 0:
+            raise ConfigError("schematic.cache_capacity: must be positive")
+        if self.negative_ttl_seconds < 0:
+            raise ConfigError("schematic.negative_ttl_seconds: must not be negative")
+        if self.backend == "registry":
+            self.oci.check("schematic.oci")
+
+
+@dataclass(frozen=True)
 class CacheConfig:
     """The asset store (cache service)."""
 
@@ -180,6 +199,7 @@ class Config:
     grpc: GrpcConfig = field(default_factory=GrpcConfig)
     signer: SignerConfig = field(default_factory=SignerConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
+    schematic: SchematicConfig = field(default_factory=SchematicConfig)
 
 
 T = TypeVar("T")

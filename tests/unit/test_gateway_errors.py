@@ -94,7 +94,8 @@ async def test_readyz_reports_unready_services(aiohttp_client: ClientFactory) ->
 @pytest.mark.parametrize(
     ("error", "status", "body"),
     [
-        (rpc_error(grpc.StatusCode.NOT_FOUND, 'schematic ID "x" not found'), 404, 'schematic ID "x" not found\n'),
+        # GET /schematics answers a miss with its own text, like the reference's handler (spec §2.3)
+        (rpc_error(grpc.StatusCode.NOT_FOUND, 'schematic ID "x" not found'), 404, "schematic not found\n"),
         (rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "bad\nsecond line"), 400, "bad\n"),
         (rpc_error(grpc.StatusCode.INTERNAL, "stack trace here"), 500, "internal server error\n"),
         (rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"), 503, "Deadline Exceeded\n"),
