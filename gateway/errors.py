@@ -20,6 +20,8 @@ STATUS_TABLE: dict[tuple[grpc.StatusCode, str | None], int] = {
     (grpc.StatusCode.NOT_FOUND, None): 404,
     (grpc.StatusCode.FAILED_PRECONDITION, None): 400,
     (grpc.StatusCode.FAILED_PRECONDITION, "NOT_ENABLED"): 402,
+    # Upstream content whose signature does not verify: our upstream failed us, not the client.
+    (grpc.StatusCode.FAILED_PRECONDITION, "UNVERIFIED"): 502,
     (grpc.StatusCode.RESOURCE_EXHAUSTED, None): 429,
     (grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_LARGE"): 413,
     (grpc.StatusCode.UNAVAILABLE, None): 503,
@@ -29,7 +31,7 @@ STATUS_TABLE: dict[tuple[grpc.StatusCode, str | None], int] = {
 }
 
 # Statuses whose message is safe and useful to show to the client.
-_SHOW_MESSAGE = {400, 402, 404, 413, 416, 429, 501, 503}
+_SHOW_MESSAGE = {400, 402, 404, 413, 416, 429, 501, 502, 503}
 _DEFAULT_MESSAGES = {503: "service temporarily unavailable", 499: "client closed request"}
 
 

@@ -152,6 +152,50 @@ class OciRepository:
 
 
 @dataclass(frozen=True)
+class Components:
+    """Upstream repositories below `artifacts.registry/artifacts.namespace` (spec §13)."""
+
+    imager: str = "siderolabs/imager"
+    installer_base: str = "siderolabs/installer-base"
+    installer: str = "siderolabs/installer"
+    extensions: str = "siderolabs/extensions"
+    overlays: str = "siderolabs/overlays"
+    talosctl: str = "siderolabs/talosctl-all"
+
+
+@dataclass(frozen=True)
+class SignatureSettings:
+    """How upstream images are verified (spec §7.2, `containerSignature.*`)."""
+
+    disabled: bool = False
+    subject_regexp: str = r"(@siderolabs\.com$|^releasemgr-svc@talos-production\.iam\.gserviceaccount\.com$)"
+    issuer: str = "https://accounts.google.com"
+    issuer_regexp: str = ""
+    public_key_file: str = ""
+    public_key_hash_algo: Literal["sha224", "sha256", "sha384", "sha512"] = "sha256"
+
+
+@dataclass(frozen=True)
+class ArtifactsConfig:
+    """The upstream Talos release registry the catalog reads (spec §13 `artifacts.core`, `build`)."""
+
+    registry: str = "ghcr.io"
+    namespace: str = ""
+    insecure: bool = False
+    username: str = ""
+    password: str = ""
+    components: Components = field(default_factory=Components)
+    min_talos_version: str = "1.2.0"
+    broken_talos_versions: tuple[str, ...] = ()
+    version_recheck_seconds: float = 900.0
+    signature: SignatureSettings = field(default_factory=SignatureSettings)
+
+    def repository(self, component: str) -> str:
+        """`<namespace>/<component>`, as pulled (the namespace serves pull-through caches)."""
+        return "/".join(part for part in (self.namespace.strip("/"), component) if part)
+
+
+@dataclass(frozen=True)
 class SchematicConfig:
     """Schematic storage (spec §6.5, §6.6)."""
 
@@ -200,6 +244,7 @@ class Config:
     signer: SignerConfig = field(default_factory=SignerConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     schematic: SchematicConfig = field(default_factory=SchematicConfig)
+    artifacts: ArtifactsConfig = field(default_factory=ArtifactsConfig)
 
 
 T = TypeVar("T")
