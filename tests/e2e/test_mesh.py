@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -39,6 +40,14 @@ def test_ready_and_one_trace_across_processes(mesh: Mesh, otlp: tuple[OtlpReceiv
     server_span = next(s for s in in_trace if s.service == "image-factory-schematic")
     assert server_span.parent_span_id in {s.span_id for s in in_trace if s.service == "image-factory-gateway"}
 
+    # The JSON logs of both processes carry the same request ID and trace ID.
+    assert mesh.log_dir is not None
+    for process in ("gateway", "schematic"):
+        entries = [json.loads(line) for line in (mesh.log_dir / f"{process}.log").read_text().splitlines()]
+        mine = [e for e in entries if e.get("request_id") == "e2e-trace-1"]
+        assert mine, process
+        assert {e.get("trace_id") for e in mine} == {gateway_span.trace_id}, process
+
 
 def test_readyz_turns_503_when_a_service_stops(mesh: Mesh) -> None:
     assert http_get(f"{mesh.url}/readyz")[0] == 200
@@ -52,3 +61,20 @@ def test_readyz_turns_503_when_a_service_stops(mesh: Mesh) -> None:
     mesh.start_process("cache")
     mesh.wait_serving("cache", deadline=time.monotonic() + 30)
     assert http_get(f"{mesh.url}/readyz")[0] == 200
+
+
+def test_every_process_serves_prometheus_metrics(mesh: Mesh) -> None:
+    http_get(f"{mesh.url}/healthz")
+    expected = {
+        "gateway": "http_request_duration_seconds_bucket",
+        "schematic": "image_factory_schematic_get_total",
+        "cache": "image_factory_cache_verification_failures_total",
+        "catalog": "process_resident_memory_bytes",
+        "builder": "process_resident_memory_bytes",
+        "signer": "process_resident_memory_bytes",
+    }
+    for process, metric in expected.items():
+        status, headers, body = http_get(f"http://{mesh.config.metrics.address(process)}/metrics")
+        assert status == 200, process
+        assert headers["Content-Type"].startswith("text/plain")
+        assert metric.encode() in body, (process, metric)
