@@ -14,6 +14,27 @@ REQUIREMENTS=(
     "objcopy|binutils"
     "openssl|openssl"
     "/usr/lib/systemd/boot/efi/linuxx64.efi.stub|systemd-boot-efi"
+    "mksquashfs|squashfs-tools"
+    "unsquashfs|squashfs-tools"
+    "tar2sqfs|squashfs-tools-ng"
+    "depmod|kmod"
+    "zstd|zstd"
+    "xz|xz-utils"
+    "cpio|cpio"
+    "dpkg-deb|dpkg"
+    "qemu-system-x86_64|qemu-system-x86"
+    "qemu-img|qemu-utils"
+    "/usr/share/OVMF/OVMF_CODE_4M.fd|ovmf"
+    "xorriso|xorriso"
+    "grub-mkrescue|grub-common"
+    "/usr/lib/grub/i386-pc/boot.img|grub-pc-bin"
+    "/usr/lib/grub/x86_64-efi/linux.mod|grub-efi-amd64-bin"
+    "mformat|mtools"
+    "mkfs.vfat|dosfstools"
+    "mkfs.xfs|xfsprogs"
+    "sgdisk|gdisk"
+    "sfdisk|fdisk"
+    "busybox|busybox-static"
 )
 
 missing=()
@@ -28,7 +49,15 @@ for entry in "${REQUIREMENTS[@]}"; do
     [[ " ${missing[*]-} " == *" $package "* ]] || missing+=("$package")
 done
 
-[ ${#missing[@]} -eq 0 ] && exit 0
+# `apt-get download` (demo kernel, trixie cosign) needs package lists even when nothing is missing.
+lists_empty() { ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; }
+
+if [ ${#missing[@]} -eq 0 ]; then
+    if lists_empty && [ "$(id -u)" -eq 0 ]; then
+        apt-get update -qq
+    fi
+    exit 0
+fi
 
 cmd="apt-get install -y --no-install-recommends ${missing[*]}"
 if [ "$(id -u)" -ne 0 ]; then
