@@ -1,3 +1,3 @@
 """Fixtures shared by every test folder."""
 
-pytest_plugins = ["tests.support.registry"]
+pytest_plugins = ["tests.support.registry", "tests.support.demo"]

@@ -11,34 +11,32 @@ import asyncio
 import gzip
 import io
 import json
-import os
 import re
 import stat
 import tarfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
-from devtools.demo_release import DemoRelease, publish
+from devtools.demo_release import DemoRelease
 from devtools.demo_release.boot import BootReport, boot
-from devtools.demo_release.cache import DEFAULT_CACHE_DIR, CacheDir
+from devtools.demo_release.cache import CacheDir
 from devtools.demo_release.compress import squashfs_from_tar, zstd
 from devtools.demo_release.cpio import Member, newc_archive, read_newc, with_parents
 from devtools.demo_release.initramfs import compress_initramfs
 from devtools.demo_release.kernel import KernelAssets
 from devtools.demo_release.layers import Entry, tar_bytes
 from devtools.demo_release.model import VERSIONS, TalosVersion
-from devtools.demo_release.signing import load_cosign_key
 from services.shared.oci import RegistryClient, signature_tag
 from services.shared.tools import run_tool
 from services.signer.cosign import verify_cosign
 from services.signer.keys import CosignKey
 from tests.support.cosign_cli import cosign_verify
+from tests.support.demo import publish_demo
 from tests.support.real_tools import require_tools
-from tests.support.registry import RegistryServer, start_registry
+from tests.support.registry import start_registry
 
 pytestmark = pytest.mark.registry
 
@@ -47,31 +45,6 @@ SCHEMATIC_ID = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba
 _CATALOG_LINE = re.compile(
     r"^(?P<host>[^/]+)/(?P<repo>siderolabs/[a-z0-9-]+):(?P<tag>[\w.-]+)@(?P<digest>sha256:[0-9a-f]{64})$"
 )
-
-
-@pytest.fixture(scope="session")
-def demo_cache() -> CacheDir:
-    return CacheDir(Path(os.environ.get("IMAGE_FACTORY_DEMO_CACHE") or DEFAULT_CACHE_DIR))
-
-
-@pytest.fixture(scope="session")
-def demo_key(tmp_path_factory: pytest.TempPathFactory) -> CosignKey:
-    return load_cosign_key(tmp_path_factory.mktemp("demo-key") / "cosign.pem", generate=True)
-
-
-async def _publish(host: str, key: CosignKey, cache: CacheDir) -> tuple[DemoRelease, float]:
-    start = time.monotonic()
-    async with RegistryClient(host, insecure=True) as client:
-        release = await publish(client, key, cache.root)
-    return release, time.monotonic() - start
-
-
-@pytest.fixture(scope="session")
-def demo_release(registry: RegistryServer, demo_key: CosignKey, demo_cache: CacheDir) -> DemoRelease:
-    require_tools("apt-get", "dpkg-deb", "depmod", "mksquashfs", "zstd")
-    # A fresh loop of its own: the tests' loops are per function.
-    release, _ = asyncio.run(_publish(registry.host, demo_key, demo_cache))
-    return release
 
 
 def client_for(release: DemoRelease) -> RegistryClient:
@@ -245,11 +218,11 @@ async def test_rootfs_modules_for_the_modules_dep_step(demo_release: DemoRelease
 def test_publish_is_deterministic_and_cached(
     demo_release: DemoRelease, demo_key: CosignKey, demo_cache: CacheDir, tmp_path: Path
 ) -> None:
-    again, _ = asyncio.run(_publish(demo_release.registry, demo_key, demo_cache))
+    again, _ = asyncio.run(publish_demo(demo_release.registry, demo_key, demo_cache))
     assert again.digests() == demo_release.digests()
     fresh_registry = start_registry(tmp_path)
     try:
-        fresh, seconds = asyncio.run(_publish(fresh_registry.host, demo_key, demo_cache))
+        fresh, seconds = asyncio.run(publish_demo(fresh_registry.host, demo_key, demo_cache))
     finally:
         fresh_registry.stop()
     # Catalogs name the registry they live in (factory spec §7.3, §7.4); nothing else may change.
