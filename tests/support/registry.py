@@ -17,11 +17,8 @@ import datetime
 import json
 import os
 import shutil
-import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -32,14 +29,14 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
-from tests.support.ports import free_port
+from devtools import local_registry
+from devtools.local_registry import RegistryServer as RegistryServer  # re-exported for the tests
 
 READY_TIMEOUT = 10.0
 USERNAME = "factory"
@@ -58,78 +55,13 @@ def require_tool(name: str) -> str:
     return path
 
 
-@dataclass
-class RegistryServer:
-    host: str  # "127.0.0.1:PORT", what RegistryClient and skopeo are given
-    url: str  # "http://127.0.0.1:PORT"
-    root: Path  # storage.filesystem.rootdirectory
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def blob_path(self, digest: str) -> Path:
-        """Where the filesystem driver keeps a blob's bytes (so tests can corrupt them)."""
-        hex_ = digest.removeprefix("sha256:")
-        return self.root / "docker/registry/v2/blobs/sha256" / hex_[:2] / hex_ / "data"
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
 def start_registry(workdir: Path, *, auth: dict[str, Any] | None = None) -> RegistryServer:
-    binary = require_tool("docker-registry")
-    port = free_port()
-    root = workdir / "storage"
-    root.mkdir(parents=True, exist_ok=True)
-    config: dict[str, Any] = {
-        "version": 0.1,
-        "log": {"level": "warn", "accesslog": {"disabled": True}},
-        "storage": {"filesystem": {"rootdirectory": str(root)}, "delete": {"enabled": True}},
-        # A fixed secret silences the "generated random secret" warning at start-up.
-        "http": {"addr": f"127.0.0.1:{port}", "secret": uuid.uuid4().hex},
-    }
-    if auth is not None:
-        config["auth"] = auth
-    config_path = workdir / "config.yml"
-    config_path.write_text(yaml.safe_dump(config))
-    log = workdir / "registry.log"
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(
-            [binary, "serve", os.fspath(config_path)],
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = RegistryServer(f"127.0.0.1:{port}", f"http://127.0.0.1:{port}", root, process, log)
+    """The devtools registry, skipped without the binary (failed in CI) and failed if it won't start."""
+    require_tool("docker-registry")
     try:
-        _wait_ready(server)
-    except BaseException:
-        server.stop()
-        raise
-    return server
-
-
-def _wait_ready(server: RegistryServer) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            pytest.fail(f"docker-registry exited with {server.process.returncode}: {server.log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"{server.url}/v2/", timeout=1):
-                return
-        except urllib.error.HTTPError as exc:
-            if exc.code == 401:  # up, and wants credentials
-                return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    pytest.fail(f"docker-registry not ready within {READY_TIMEOUT} s: {server.log.read_text()[-2000:]}")
+        return local_registry.start_registry(workdir, auth=auth)
+    except local_registry.RegistryError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="session")
