@@ -11,10 +11,11 @@ PYTEST_ARGS ?=
 # `buf breaking` compares the protos with this git ref (the main branch by default).
 BUF_AGAINST ?= .git\#branch=main
 
-.PHONY: help setup system-packages run test check lint proto proto-check buf-lint buf-breaking lock bench clean
+.PHONY: help setup system-packages run demo test check lint proto proto-check buf-lint buf-breaking lock bench clean
 
 help:
 	@echo "make run     start the whole mesh on 127.0.0.1:8080 (Ctrl-C stops it)"
+	@echo "make demo    the same, offline, against a demo Talos release in a local registry"
 	@echo "make test    install what is missing, run the linters and the whole test suite"
 	@echo "make check   linters only (ruff, mypy, buf lint, buf breaking)"
 	@echo "make proto   regenerate gen/ from protos/"
@@ -44,6 +45,9 @@ setup: $(STAMP) $(BUF) $(COSIGN)
 
 run: $(STAMP)
 	$(PY) -m services.mesh
+
+demo: $(STAMP)
+	$(PY) -m devtools.demo
 
 proto: $(STAMP)
 	scripts/gen_proto.sh gen
