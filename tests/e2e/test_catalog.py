@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,10 @@ from devtools.demo_release.signing import load_cosign_key
 from imagefactory.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2
 from services.mesh.supervisor import Mesh
 from services.shared.grpc_client import open_channel
-from services.shared.oci import RegistryClient
+from services.shared.oci import RegistryClient, digest_of
 from services.signer.keys import CosignKey
 from tests.e2e.conftest import http_get
+from tests.support.cosign_cli import cosign_verify
 from tests.support.demo import demo_key_pub, publish_demo
 from tests.support.mesh import make_mesh
 from tests.support.registry import RegistryServer, start_registry
@@ -172,3 +174,32 @@ async def resign(host: str, repo: str, digest: str, key: CosignKey) -> None:
     """Replace an image's signature with one made by `key` (the publisher's own signing step)."""
     async with RegistryClient(host, insecure=True) as client:
         await Publisher(client, key, epoch=0).sign(repo, digest)
+
+
+def test_source_image_proxy(catalog_mesh: Mesh, demo_release: DemoRelease, demo_key: CosignKey, tmp_path: Path) -> None:
+    """`/v2/siderolabs/<image>/…` forwards to the backing registry; real clients see upstream as is."""
+    status, _, body = http_get(f"{catalog_mesh.url}/v2/siderolabs/imager/tags/list")
+    assert status == 200
+    assert "v1.12.1" in json.loads(body)["tags"]
+    imager = demo_release.image("imager", "v1.12.1")
+    status, headers, _ = http_get(
+        f"{catalog_mesh.url}/v2/siderolabs/imager/manifests/v1.12.1",
+        {"Accept": "application/vnd.oci.image.index.v1+json", "Authorization": "Bearer leak-me-not"},
+    )
+    assert (status, headers["Docker-Content-Digest"]) == (200, imager.digest)
+    assert http_get(f"{catalog_mesh.url}/v2/siderolabs/nonexistent/manifests/v1")[2] == b"unknown image: nonexistent\n"
+    assert http_get(f"{catalog_mesh.url}/v2/a/b/c/manifests/v1")[0] == 404
+    assert http_get(f"{catalog_mesh.url}/v2/siderolabs/installer/tags/v1")[0] == 404
+    assert http_get(f"{catalog_mesh.url}/v2/")[0] == 200
+
+    # Independent clients: skopeo reads through the proxy; cosign verifies the upstream signature.
+    factory = catalog_mesh.url.removeprefix("http://")
+    inspected = subprocess.run(
+        ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{factory}/siderolabs/imager:v1.12.1"],
+        capture_output=True,
+        timeout=60,
+    )
+    assert inspected.returncode == 0, inspected.stderr
+    assert digest_of(inspected.stdout) == imager.digest
+    verified = cosign_verify(f"{factory}/siderolabs/imager:v1.12.1", demo_key_pub(demo_key), tmp_path)
+    assert verified.returncode == 0, verified.stderr
