@@ -213,7 +213,8 @@ def require_available(version: Version, available: Iterable[Version]) -> Version
 
 # Version gates from Talos `quirks` that decide what the catalog lists (spec §2.5, §2.7).
 def supports_overlays(version: Version) -> bool:
-    return version >= Version(1, 7, 0)
+    # Talos quirks compare the release part only: 1.7.0-alpha.0 already supports overlays.
+    return Version(version.major, version.minor, version.patch) >= Version(1, 7, 0)
 
 
 def supports_factory_talosctl(version: Version) -> bool:
