@@ -188,7 +188,7 @@ def test_require_available() -> None:
     ("version", "overlays", "talosctl"),
     [
         ("1.6.7", False, False),
-        ("1.7.0-alpha.0", False, False),
+        ("1.7.0-alpha.0", True, False),  # quirks count a pre-release as its release (spec §11)
         ("1.7.0", True, False),
         ("1.11.0-alpha.2", True, False),
         ("1.11.0-alpha.3", True, True),
