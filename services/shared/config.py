@@ -152,6 +152,20 @@ class OciRepository:
 
 
 @dataclass(frozen=True)
+class BuilderConfig:
+    """The builder: how many builds run at once and how long one may take (spec §8.1, §13 `build`)."""
+
+    max_concurrency: int = 6
+    build_timeout_seconds: float = 1200.0
+
+    def __post_init__(self) -> None:
+        if self.max_concurrency <= 0:
+            raise ConfigError("builder.max_concurrency: must be positive")
+        if self.build_timeout_seconds <= 0:
+            raise ConfigError("builder.build_timeout_seconds: must be positive")
+
+
+@dataclass(frozen=True)
 class Components:
     """Upstream repositories below `artifacts.registry/artifacts.namespace` (spec §13)."""
 
@@ -245,6 +259,7 @@ class Config:
     cache: CacheConfig = field(default_factory=CacheConfig)
     schematic: SchematicConfig = field(default_factory=SchematicConfig)
     artifacts: ArtifactsConfig = field(default_factory=ArtifactsConfig)
+    builder: BuilderConfig = field(default_factory=BuilderConfig)
 
 
 T = TypeVar("T")

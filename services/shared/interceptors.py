@@ -37,6 +37,14 @@ REASON_METADATA = "if-reason"
 
 
 async def _abort(context: aio.ServicerContext[Any, Any], exc: BaseException, method: str) -> None:
+    if isinstance(exc, aio.AioRpcError):
+        # A downstream service failed: pass its status, message and reason on unchanged, so that
+        # "schematic not found" stays a 404 however many hops it crossed.
+        trailing: Any = exc.trailing_metadata()
+        reason = trailing.get(REASON_METADATA) if trailing else None
+        log.info("downstream rpc failed", extra={"method": method, "code": exc.code().name, "error": exc.details()})
+        context.set_trailing_metadata(((REASON_METADATA, str(reason or exc.code().name)),))
+        await context.abort(exc.code(), exc.details() or "")
     if isinstance(exc, FactoryError):
         level = logging.ERROR if exc.code == grpc.StatusCode.INTERNAL else logging.INFO
         log.log(level, "rpc failed", extra={"method": method, "code": exc.code.name, "error": exc.message})
@@ -57,7 +65,7 @@ def _wrap_unary(behavior: Callable[..., Awaitable[Any]], method: str) -> Callabl
         _set_request_id(context)
         try:
             return await behavior(request, context)
-        except (aio.AbortError, grpc.RpcError):
+        except aio.AbortError:
             raise
         except Exception as exc:
             await _abort(context, exc, method)
@@ -71,7 +79,7 @@ def _wrap_stream(behavior: Callable[..., AsyncIterator[Any]], method: str) -> Ca
         try:
             async for item in behavior(request, context):
                 yield item
-        except (aio.AbortError, grpc.RpcError):
+        except aio.AbortError:
             raise
         except Exception as exc:
             await _abort(context, exc, method)

@@ -6,10 +6,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from devtools.demo_release import DemoRelease
 from services.mesh.supervisor import Mesh
+from services.signer.keys import CosignKey
+from tests.support.demo import demo_key_pub
 from tests.support.mesh import make_mesh
 from tests.support.otlp import OtlpReceiver, serve_otlp
 from tests.support.ports import free_port
@@ -45,3 +49,26 @@ def mesh(tmp_path: Path, otlp: tuple[OtlpReceiver, int]) -> Iterator[Mesh]:
         yield mesh
     finally:
         mesh.stop()
+
+
+def demo_artifacts(release: DemoRelease, key: CosignKey, **extra: Any) -> dict[str, Any]:
+    """Point the catalog at the demo release and trust only the demo key (no keyless identity)."""
+    return {
+        "registry": release.registry,
+        "insecure": True,
+        "signature": {"public_key_file": str(demo_key_pub(key)), "subject_regexp": ""},
+        **extra,
+    }
+
+
+@pytest.fixture(scope="session")
+def demo_mesh(
+    tmp_path_factory: pytest.TempPathFactory, demo_release: DemoRelease, demo_key: CosignKey
+) -> Iterator[Mesh]:
+    mesh = make_mesh(
+        tmp_path_factory.mktemp("demo-mesh"),
+        artifacts=demo_artifacts(demo_release, demo_key, broken_talos_versions=["1.11.5"]),
+    )
+    mesh.start(timeout=60)
+    yield mesh
+    mesh.stop()

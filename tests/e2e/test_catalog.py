@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from services.mesh.supervisor import Mesh
 from services.shared.grpc_client import open_channel
 from services.shared.oci import RegistryClient, digest_of
 from services.signer.keys import CosignKey
-from tests.e2e.conftest import http_get
+from tests.e2e.conftest import demo_artifacts, http_get
 from tests.support.cosign_cli import cosign_verify
 from tests.support.demo import demo_key_pub, publish_demo
 from tests.support.mesh import make_mesh
@@ -31,44 +30,21 @@ from tests.support.registry import RegistryServer, start_registry
 pytestmark = [pytest.mark.e2e, pytest.mark.registry]
 
 
-def demo_artifacts(release: DemoRelease, key: CosignKey, **extra: Any) -> dict[str, Any]:
-    """Point the catalog at the demo release and trust only the demo key (no keyless identity)."""
-    return {
-        "registry": release.registry,
-        "insecure": True,
-        "signature": {"public_key_file": str(demo_key_pub(key)), "subject_regexp": ""},
-        **extra,
-    }
-
-
-@pytest.fixture(scope="module")
-def catalog_mesh(
-    tmp_path_factory: pytest.TempPathFactory, demo_release: DemoRelease, demo_key: CosignKey
-) -> Iterator[Mesh]:
-    mesh = make_mesh(
-        tmp_path_factory.mktemp("catalog-mesh"),
-        artifacts=demo_artifacts(demo_release, demo_key, broken_talos_versions=["1.11.5"]),
-    )
-    mesh.start(timeout=60)
-    yield mesh
-    mesh.stop()
-
-
 def get_json(url: str) -> tuple[int, Any]:
     status, _, body = http_get(url)
     return status, json.loads(body) if status == 200 else body
 
 
-def test_versions_and_broken_versions(catalog_mesh: Mesh) -> None:
-    status, headers, body = http_get(f"{catalog_mesh.url}/versions")
+def test_versions_and_broken_versions(demo_mesh: Mesh) -> None:
+    status, headers, body = http_get(f"{demo_mesh.url}/versions")
     assert status == 200
     assert headers["Content-Type"] == "text/plain; charset=utf-8"  # what Go's sniffing yields (spec §1.5)
     assert json.loads(body) == ["v1.9.6", "v1.12.1", "v1.13.0-beta.1"]
-    assert get_json(f"{catalog_mesh.url}/versions?broken=true") == (200, ["v1.11.5"])
+    assert get_json(f"{demo_mesh.url}/versions?broken=true") == (200, ["v1.11.5"])
 
 
-def test_official_extensions(catalog_mesh: Mesh, demo_release: DemoRelease) -> None:
-    status, extensions = get_json(f"{catalog_mesh.url}/version/v1.12.1/extensions/official")
+def test_official_extensions(demo_mesh: Mesh, demo_release: DemoRelease) -> None:
+    status, extensions = get_json(f"{demo_mesh.url}/version/v1.12.1/extensions/official")
     assert status == 200
     names = [e["name"] for e in extensions]
     assert {"siderolabs/demo-firmware", "siderolabs/demo-kmod", "siderolabs/demo-tools"} <= set(names)
@@ -76,7 +52,7 @@ def test_official_extensions(catalog_mesh: Mesh, demo_release: DemoRelease) -> N
     assert set(first) == {"name", "ref", "digest", "author", "description"}
     assert first["ref"].startswith(f"{demo_release.registry}/siderolabs/")
     assert first["digest"].startswith("sha256:")
-    assert get_json(f"{catalog_mesh.url}/version/1.12.1/extensions/official")[1] == extensions  # `v` optional
+    assert get_json(f"{demo_mesh.url}/version/1.12.1/extensions/official")[1] == extensions  # `v` optional
 
 
 @pytest.mark.parametrize(
@@ -88,39 +64,39 @@ def test_official_extensions(catalog_mesh: Mesh, demo_release: DemoRelease) -> N
         ("latest", 400, None),
     ],
 )
-def test_version_errors(catalog_mesh: Mesh, version: str, status: int, body: bytes | None) -> None:
-    got, _, raw = http_get(f"{catalog_mesh.url}/version/{version}/extensions/official")
+def test_version_errors(demo_mesh: Mesh, version: str, status: int, body: bytes | None) -> None:
+    got, _, raw = http_get(f"{demo_mesh.url}/version/{version}/extensions/official")
     assert got == status, raw
     if body is not None:
         assert raw == body
 
 
-def test_overlays(catalog_mesh: Mesh) -> None:
-    status, overlays = get_json(f"{catalog_mesh.url}/version/v1.12.1/overlays/official")
+def test_overlays(demo_mesh: Mesh) -> None:
+    status, overlays = get_json(f"{demo_mesh.url}/version/v1.12.1/overlays/official")
     assert status == 200
     assert [(o["name"], o["image"]) for o in overlays] == [("demo_board", "siderolabs/sbc-demo")]
 
 
-def test_talosctl(catalog_mesh: Mesh, demo_release: DemoRelease) -> None:
-    status, urls = get_json(f"{catalog_mesh.url}/talosctl/v1.12.1")
+def test_talosctl(demo_mesh: Mesh, demo_release: DemoRelease) -> None:
+    status, urls = get_json(f"{demo_mesh.url}/talosctl/v1.12.1")
     assert status == 200
-    base = catalog_mesh.config.http.external_url.rstrip("/")
+    base = demo_mesh.config.http.external_url.rstrip("/")
     assert urls == sorted(urls)
     assert f"{base}/talosctl/v1.12.1/talosctl-linux-amd64" in urls
-    assert get_json(f"{catalog_mesh.url}/talosctl/v1.9.6") == (200, [])  # before factory downloads (spec §2.7)
-    status, headers, binary = http_get(f"{catalog_mesh.url}/talosctl/v1.12.1/talosctl-linux-amd64")
+    assert get_json(f"{demo_mesh.url}/talosctl/v1.9.6") == (200, [])  # before factory downloads (spec §2.7)
+    status, headers, binary = http_get(f"{demo_mesh.url}/talosctl/v1.12.1/talosctl-linux-amd64")
     assert status == 200
     assert headers["Content-Disposition"] == 'attachment; filename="talosctl-linux-amd64"'
     assert int(headers["Content-Length"]) == len(binary) > 0
-    status, headers, _ = http_get(f"{catalog_mesh.url}/talosctl/v1.12.1/talosctl-windows-amd64.exe")
+    status, headers, _ = http_get(f"{demo_mesh.url}/talosctl/v1.12.1/talosctl-windows-amd64.exe")
     assert status == 200
-    assert http_get(f"{catalog_mesh.url}/talosctl/v1.12.1/manifest.yaml")[0] == 404  # only listed names
-    assert http_get(f"{catalog_mesh.url}/talosctl/v1.12.1/..%2f..%2fetc%2fpasswd")[0] == 404
-    assert http_get(f"{catalog_mesh.url}/talosctl/v1.10.0")[2] == b"version 1.10.0 is not available\n"
+    assert http_get(f"{demo_mesh.url}/talosctl/v1.12.1/manifest.yaml")[0] == 404  # only listed names
+    assert http_get(f"{demo_mesh.url}/talosctl/v1.12.1/..%2f..%2fetc%2fpasswd")[0] == 404
+    assert http_get(f"{demo_mesh.url}/talosctl/v1.10.0")[2] == b"version 1.10.0 is not available\n"
 
 
-async def test_resolve_pins_verified_digests(catalog_mesh: Mesh, demo_release: DemoRelease) -> None:
-    channel = open_channel(catalog_mesh.config, "catalog")
+async def test_resolve_pins_verified_digests(demo_mesh: Mesh, demo_release: DemoRelease) -> None:
+    channel = open_channel(demo_mesh.config, "catalog")
     stub: Any = catalog_pb2_grpc.CatalogServiceStub(channel)
     try:
         reply = await stub.Resolve(
@@ -176,24 +152,24 @@ async def resign(host: str, repo: str, digest: str, key: CosignKey) -> None:
         await Publisher(client, key, epoch=0).sign(repo, digest)
 
 
-def test_source_image_proxy(catalog_mesh: Mesh, demo_release: DemoRelease, demo_key: CosignKey, tmp_path: Path) -> None:
+def test_source_image_proxy(demo_mesh: Mesh, demo_release: DemoRelease, demo_key: CosignKey, tmp_path: Path) -> None:
     """`/v2/siderolabs/<image>/…` forwards to the backing registry; real clients see upstream as is."""
-    status, _, body = http_get(f"{catalog_mesh.url}/v2/siderolabs/imager/tags/list")
+    status, _, body = http_get(f"{demo_mesh.url}/v2/siderolabs/imager/tags/list")
     assert status == 200
     assert "v1.12.1" in json.loads(body)["tags"]
     imager = demo_release.image("imager", "v1.12.1")
     status, headers, _ = http_get(
-        f"{catalog_mesh.url}/v2/siderolabs/imager/manifests/v1.12.1",
+        f"{demo_mesh.url}/v2/siderolabs/imager/manifests/v1.12.1",
         {"Accept": "application/vnd.oci.image.index.v1+json", "Authorization": "Bearer leak-me-not"},
     )
     assert (status, headers["Docker-Content-Digest"]) == (200, imager.digest)
-    assert http_get(f"{catalog_mesh.url}/v2/siderolabs/nonexistent/manifests/v1")[2] == b"unknown image: nonexistent\n"
-    assert http_get(f"{catalog_mesh.url}/v2/a/b/c/manifests/v1")[0] == 404
-    assert http_get(f"{catalog_mesh.url}/v2/siderolabs/installer/tags/v1")[0] == 404
-    assert http_get(f"{catalog_mesh.url}/v2/")[0] == 200
+    assert http_get(f"{demo_mesh.url}/v2/siderolabs/nonexistent/manifests/v1")[2] == b"unknown image: nonexistent\n"
+    assert http_get(f"{demo_mesh.url}/v2/a/b/c/manifests/v1")[0] == 404
+    assert http_get(f"{demo_mesh.url}/v2/siderolabs/installer/tags/v1")[0] == 404
+    assert http_get(f"{demo_mesh.url}/v2/")[0] == 200
 
     # Independent clients: skopeo reads through the proxy; cosign verifies the upstream signature.
-    factory = catalog_mesh.url.removeprefix("http://")
+    factory = demo_mesh.url.removeprefix("http://")
     inspected = subprocess.run(
         ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{factory}/siderolabs/imager:v1.12.1"],
         capture_output=True,

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.builder.mime import content_disposition, content_type, extension
+from gateway.http_headers import content_disposition
+from services.builder.mime import content_type, extension
 from services.shared.errors import InvalidArgument
 
 

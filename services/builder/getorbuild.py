@@ -1,0 +1,134 @@
+"""Get or build one asset: cache lookup, one build per key, a concurrency limit, progress for everyone.
+
+Mirrors the reference's `Builder.Build` (STYLE §4): cache hit → done. Miss → single flight on the key;
+the leader builds on a task of its own (a waiter that goes away does not cancel the build), behind a
+semaphore, in a private temp dir, with a timeout; the output is published to the cache only when the
+build succeeded, and every waiter gets the same result or the same error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from prometheus_client import Counter, Histogram
+
+from services.builder.progress import Progress, ProgressFeed
+from services.shared.errors import Internal
+
+log = logging.getLogger(__name__)
+
+BUCKETS = (1, 10, 60, 180, 600)
+BUILT = Counter("image_factory_assets_built_total", "Assets built", ["output_kind"])
+BUILT_BYTES = Counter("image_factory_assets_built_bytes_total", "Bytes of assets built", ["output_kind"])
+CACHED = Counter("image_factory_assets_delivered_cached_total", "Assets served from the cache", ["output_kind"])
+WAITING = Histogram(
+    "image_factory_assets_concurrency_latency_seconds", "Time waiting for a build slot", buckets=BUCKETS
+)
+BUILDING = Histogram("image_factory_assets_build_latency_seconds", "Time to build an asset", buckets=BUCKETS)
+
+
+@dataclass(frozen=True)
+class StoredAsset:
+    key: str
+    size: int
+    digest: str
+    media_type: str
+    file_name: str
+    created_unix: int
+
+
+class AssetCache(Protocol):
+    async def stat(self, key: str) -> StoredAsset | None: ...
+
+    async def put(self, key: str, media_type: str, file_name: str, path: Path) -> StoredAsset: ...
+
+
+BuildFn = Callable[[Path, ProgressFeed], Awaitable[Path]]
+
+
+@dataclass(frozen=True)
+class AssetRequest:
+    key: str
+    kind: str  # output kind, for metrics
+    media_type: str
+    file_name: str
+    build: BuildFn
+
+
+@dataclass
+class _Flight:
+    feed: ProgressFeed
+    task: asyncio.Task[StoredAsset]
+
+
+class AssetBuilder:
+    def __init__(self, cache: AssetCache, work_root: Path, *, max_concurrency: int, timeout: float) -> None:
+        self._cache = cache
+        self._work_root = work_root
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._timeout = timeout
+        self._flights: dict[str, _Flight] = {}
+
+    def prepare(self) -> None:
+        """Drop the work dirs of builds a crash interrupted; nothing of them was ever published."""
+        shutil.rmtree(self._work_root, ignore_errors=True)
+        self._work_root.mkdir(parents=True)
+
+    @property
+    def building(self) -> int:
+        return len(self._flights)
+
+    async def ensure(self, request: AssetRequest) -> AsyncIterator[Progress | StoredAsset]:
+        """Progress events, then the stored asset (or the build's error)."""
+        if request.key not in self._flights:
+            hit = await self._cache.stat(request.key)
+            if hit is not None:
+                CACHED.labels(request.kind).inc()
+                yield hit
+                return
+        flight = self._flights.get(request.key)
+        if flight is None:
+            feed = ProgressFeed()
+            flight = _Flight(feed, asyncio.create_task(self._build(request, feed)))
+            self._flights[request.key] = flight
+            flight.task.add_done_callback(lambda _: self._flights.pop(request.key, None))
+        queue = flight.feed.subscribe()
+        try:
+            while (event := await queue.get()) is not None:
+                yield event
+            yield await asyncio.shield(flight.task)
+        finally:
+            flight.feed.unsubscribe(queue)
+
+    async def _build(self, request: AssetRequest, feed: ProgressFeed) -> StoredAsset:
+        try:
+            feed.publish("queued", f"waiting for a build slot for {request.file_name}")
+            waited = time.monotonic()
+            async with self._slots:
+                WAITING.observe(time.monotonic() - waited)
+                started = time.monotonic()
+                work = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="build-", dir=self._work_root))
+                try:
+                    try:
+                        output = await asyncio.wait_for(request.build(work, feed), self._timeout)
+                    except TimeoutError:
+                        raise Internal(f"building {request.file_name} timed out after {self._timeout:g} s") from None
+                    async with feed.step("publish", f"storing {request.file_name} in the cache"):
+                        stored = await self._cache.put(request.key, request.media_type, request.file_name, output)
+                finally:
+                    await asyncio.to_thread(shutil.rmtree, work, True)
+                BUILDING.observe(time.monotonic() - started)
+            BUILT.labels(request.kind).inc()
+            BUILT_BYTES.labels(request.kind).inc(stored.size)
+            feed.publish("done", f"{request.file_name} is ready", 1.0)
+            return stored
+        finally:
+            feed.close()

@@ -1,0 +1,125 @@
+"""From a request (schematic ID, version, path) to a buildable asset: profile, inputs, key (spec §2.6, §4, §5).
+
+The checks run in the reference's order so the same bad request fails with the same status and text:
+schematic (404) → version (400; the reference answers 500) → profile path (400) → catalog lookups
+(404 version not available, 400 unknown extension/overlay) → enhancement (400).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import yaml
+
+from services.builder import outputs
+from services.builder.adapters.images import ImageStore
+from services.builder.adapters.services import BuildInputs, CatalogClient, SchematicsClient
+from services.builder.asset_key import asset_key
+from services.builder.enhance import (
+    ENHANCE_ERROR_PREFIX,
+    FactorySettings,
+    enhance,
+    fill_output_defaults,
+    required_overlay,
+)
+from services.builder.getorbuild import AssetRequest
+from services.builder.mime import content_type
+from services.builder.profile import PROFILE_PATH_ERROR_PREFIX, Profile, parse_profile_path
+from services.catalog.catalogs import OverlayEntry
+from services.catalog.versions import Version, parse_requested
+from services.schematic.model import Schematic
+from services.shared.errors import Internal, InvalidArgument
+
+# The factory runs its overlay installers on the build host; ours are amd64 machines.
+HOST_ARCH = "amd64"
+
+
+@dataclass(frozen=True)
+class Plan:
+    profile: Profile
+    inputs: BuildInputs
+    request: AssetRequest
+
+
+class Planner:
+    def __init__(
+        self,
+        schematics: SchematicsClient,
+        catalog: CatalogClient,
+        images: ImageStore,
+        settings: FactorySettings,
+    ) -> None:
+        self._schematics = schematics
+        self._catalog = catalog
+        self._images = images
+        self._settings = settings
+
+    async def plan(self, schematic_id: str, version_text: str, path: str) -> Plan:
+        fetched = await self._schematics.get(schematic_id)
+        version = parse_requested(version_text)
+        try:
+            profile = parse_profile_path(path, version)
+        except InvalidArgument as exc:
+            raise InvalidArgument(PROFILE_PATH_ERROR_PREFIX + exc.message, reason=exc.reason) from None
+        schematic = fetched.schematic
+        takes_extensions = profile.output.kind.takes_extensions
+        names = list(schematic.customization.system_extensions.official_extensions) if takes_extensions else []
+        overlay_name = schematic.overlay.name if takes_extensions else ""
+        inputs = await self._catalog.resolve(version.tag, profile.arch.value, names, overlay_name)
+        extensions = await self._catalog.extensions(version.tag) if names else []
+        overlays = await self._catalog.overlays(version.tag) if overlay_name else []
+        try:
+            overlay_profile = await self._overlay_profile(profile, fetched.schematic, version, overlays, inputs)
+            enhanced = enhance(
+                profile,
+                schematic,
+                version,
+                schematic_id=fetched.id,
+                settings=self._settings,
+                extensions=extensions,
+                overlays=overlays,
+                overlay_profile=overlay_profile,
+            )
+        except InvalidArgument as exc:
+            raise InvalidArgument(ENHANCE_ERROR_PREFIX + exc.message, reason=exc.reason) from None
+        key = asset_key(enhanced, input_digests(inputs))
+        final = fill_output_defaults(enhanced)
+        request = AssetRequest(
+            key=key,
+            kind=final.output.kind.value,
+            media_type=content_type(path),
+            file_name=path,
+            build=functools.partial(outputs.build_output, final, inputs, self._images, fetched.canonical_yaml),
+        )
+        return Plan(final, inputs, request)
+
+    async def _overlay_profile(
+        self,
+        profile: Profile,
+        schematic: Schematic,
+        version: Version,
+        overlays: list[OverlayEntry],
+        inputs: BuildInputs,
+    ) -> dict[str, object] | None:
+        entry = required_overlay(profile, schematic, version, overlays)
+        if entry is None:
+            return None
+        if inputs.overlay is None:
+            raise Internal(f"the catalog resolved no image for overlay {entry.name}")
+        root = await self._images.rootfs(inputs.overlay, HOST_ARCH)
+        path = root / "profiles" / f"{entry.name}.yaml"
+        if not path.is_file():
+            return None
+        loaded = yaml.safe_load(path.read_text())
+        return loaded if isinstance(loaded, dict) else None
+
+
+def input_digests(inputs: BuildInputs) -> dict[str, str]:
+    """Every upstream digest the output depends on: a new upstream build means a new asset key."""
+    digests = {"imager": inputs.imager.digest, "installer-base": inputs.installer_base.digest}
+    for name, image in inputs.extensions:
+        digests[f"extension/{name}"] = image.digest
+    if inputs.overlay is not None:
+        digests["overlay"] = inputs.overlay.digest
+    return digests
