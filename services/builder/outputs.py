@@ -10,12 +10,18 @@ import asyncio
 import shutil
 from pathlib import Path
 
+from services.builder import quirks
 from services.builder.adapters.images import ImageStore
 from services.builder.adapters.services import BuildInputs
+from services.builder.assets.extensions import ExtensionDir, ExtensionSource, ExtensionTarball
+from services.builder.assets.initramfs import InitramfsOptions, InitramfsSpec, build_initramfs
+from services.builder.assets.virtual_extensions import SchematicExtension as SchematicTar
+from services.builder.assets.virtual_extensions import embedded_config_tar, schematic_tar
 from services.builder.cmdline import build_cmdline
 from services.builder.enums import OutputKind
 from services.builder.profile import Profile
 from services.builder.progress import ProgressFeed
+from services.catalog.versions import Version
 from services.shared.errors import Internal, Unimplemented
 
 # The reference takes boot assets from the imager's amd64 image, which carries both arches (spec §7.2).
@@ -51,4 +57,69 @@ async def build_output(
             out = work / "kernel"
             await asyncio.to_thread(shutil.copyfile, kernel, out)
             return out
+    if kind is OutputKind.INITRAMFS:
+        return await build_initramfs_output(profile, inputs, images, schematic_yaml, work, feed)
     raise Unimplemented(f"building {kind.value} assets is not implemented yet")
+
+
+async def extension_sources(
+    profile: Profile, inputs: BuildInputs, images: ImageStore, schematic_yaml: str, work: Path, feed: ProgressFeed
+) -> tuple[ExtensionSource, ...]:
+    """Official extensions in schematic order, then the schematic extension, then embedded config (§4)."""
+    arch = profile.arch.value
+    sources: list[ExtensionSource] = []
+    for name, image in inputs.extensions:
+        async with feed.step("fetch", f"fetching extension {name}", extension=name):
+            sources.append(ExtensionDir(await images.rootfs(image, arch)))
+    virtual = work / "virtual"
+    virtual.mkdir()
+    schematic = profile.input.schematic_extension
+    if schematic is not None:
+        tar = virtual / "schematic.tar"
+        tar.write_bytes(
+            schematic_tar(
+                SchematicTar(
+                    schematic_id=schematic.schematic_id,
+                    author=schematic.author,
+                    schematic_yaml=schematic_yaml if schematic.with_extra_info else "",
+                )
+            )
+        )
+        sources.append(ExtensionTarball(tar))
+    config = profile.customization.embedded_machine_configuration
+    if config:
+        tar = virtual / "embedded-config.tar"
+        tar.write_bytes(embedded_config_tar(config.encode()))
+        sources.append(ExtensionTarball(tar))
+    return tuple(sources)
+
+
+async def build_initramfs_output(
+    profile: Profile, inputs: BuildInputs, images: ImageStore, schematic_yaml: str, work: Path, feed: ProgressFeed
+) -> Path:
+    """The imager's initramfs with every extension appended (imager §4); untouched when there are none."""
+    arch = profile.arch.value
+    version = required_version(profile)
+    async with feed.step("fetch", "fetching the initramfs from the imager image", arch=arch):
+        base = await imager_file(images, inputs, arch, "initramfs.xz")
+    sources = await extension_sources(profile, inputs, images, schematic_yaml, work, feed)
+    out = work / "initramfs.xz"
+    if not sources:
+        await asyncio.to_thread(shutil.copyfile, base, out)
+        return out
+    options = InitramfsOptions(
+        talos_version=str(version),
+        compression="zstd" if quirks.initramfs_compression(version) is quirks.Codec.ZSTD else "xz",
+        usr_lib_paths=quirks.modules_path(version).startswith("/usr"),
+    )
+    async with feed.step("initramfs", f"packing {len(sources)} extension(s) into the initramfs"):
+        scratch = work / "initramfs-work"
+        scratch.mkdir()
+        await build_initramfs(InitramfsSpec(initramfs=base, extensions=sources, options=options), scratch, out)
+    return out
+
+
+def required_version(profile: Profile) -> Version:
+    if profile.version is None:  # enhance() always sets it; a profile without one is a bug
+        raise Internal("profile has no Talos version")
+    return profile.version
