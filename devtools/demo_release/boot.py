@@ -73,5 +73,22 @@ class BootReport:
 
 async def boot(kernel: Path, initrd: Path, append: str = "console=ttyS0", timeout: float = 120) -> BootReport:  # noqa: ASYNC109
     """Run qemu until the guest powers off (or `timeout` kills it) and parse the console."""
-    result = await run_tool(qemu_argv(kernel, initrd, append), timeout=timeout)
+    return await run_qemu(qemu_argv(kernel, initrd, append), timeout=timeout)
+
+
+def netboot_argv(script_url: str, memory_mb: int = 512) -> list[str]:
+    """BIOS iPXE (SeaBIOS + the NIC's iPXE ROM) chain-loading `script_url`; the host is 10.0.2.2."""
+    return [
+        "qemu-system-x86_64", "-accel", "tcg",
+        "-nographic", "-serial", "mon:stdio",
+        "-m", str(memory_mb), "-no-reboot",
+        "-netdev", f"user,id=n0,bootfile={script_url}",
+        "-device", "virtio-net-pci,netdev=n0",
+        "-boot", "n",
+    ]  # fmt: skip
+
+
+async def run_qemu(argv: list[str], timeout: float = 120) -> BootReport:  # noqa: ASYNC109
+    """Run a qemu command line until the guest powers off (or `timeout` kills it); parse the console."""
+    result = await run_tool(argv, timeout=timeout)
     return BootReport.parse(result.stdout.decode(errors="replace"), result.duration)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools.demo_release.boot import boot
+from devtools.demo_release.boot import boot, netboot_argv, run_qemu
 from services.mesh.supervisor import Mesh
 from tests.e2e.conftest import http_get
 from tests.support.real_tools import require_tools
@@ -57,3 +57,18 @@ async def test_initramfs_with_extensions_boots(demo_mesh: Mesh, tmp_path: Path) 
     assert any("demo" in path for path in report.firmware), report.firmware
     assert any("dummy" in path for path in report.insmod), report.insmod
     assert not report.errors, report.errors
+
+
+async def test_ipxe_netboot_from_the_pxe_route(demo_mesh: Mesh) -> None:
+    """A BIOS iPXE guest boots from our `/pxe/…` script, fetching kernel and initramfs from the gateway."""
+    require_tools("qemu-system-x86_64")
+    body = SCHEMATIC.replace(b"demo.marker=booted-by-factory", b"demo.marker=netbooted").replace(
+        b"  extraKernelArgs:\n", b"  extraKernelArgs:\n    - console=ttyS0\n"
+    )
+    sid = create_schematic(demo_mesh, body)
+    port = demo_mesh.config.http.listen.rpartition(":")[2]
+    report = await run_qemu(netboot_argv(f"http://10.0.2.2:{port}/pxe/{sid}/v1.12.1/metal-x86_64"), timeout=180)
+    assert report.done, report.console[-3000:]
+    assert report.cmdline is not None and "demo.marker=netbooted" in report.cmdline
+    assert report.schematic == sid
+    assert {"demo-firmware", "demo-kmod", "demo-tools", "schematic"} <= set(report.extensions)

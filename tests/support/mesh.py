@@ -13,11 +13,13 @@ from tests.support.ports import free_port
 
 def mesh_overrides(state_dir: Path, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Config overrides that put every listener on a free port and all state under `state_dir`."""
+    port = free_port()
     overrides: dict[str, Any] = {
         "state_dir": str(state_dir),
         "log_level": "debug",
         "services": {name: f"127.0.0.1:{free_port()}" for name in SERVICE_NAMES},
-        "http": {"listen": f"127.0.0.1:{free_port()}"},
+        # qemu guests (user networking) reach the host's loopback as 10.0.2.2: PXE scripts point there.
+        "http": {"listen": f"127.0.0.1:{port}", "external_pxe_url": f"http://10.0.2.2:{port}/"},
         "metrics": {name: f"127.0.0.1:{free_port()}" for name in PROCESS_NAMES},
     }
     for key, value in (extra or {}).items():
