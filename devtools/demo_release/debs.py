@@ -32,15 +32,50 @@ async def kernel_package(cache: CacheDir) -> str:
     return match[1]
 
 
-async def download(cache: CacheDir, package: str) -> Path:
-    """`<cache>/debs/<package>_<version>_<arch>.deb`, downloaded once."""
-    cached = sorted(cache.debs.glob(f"{package}_*.deb"))
+async def download(cache: CacheDir, package: str, *, suite: str | None = None) -> Path:
+    """`<cache>/debs[/<suite>]/<package>_<version>_<arch>.deb`, downloaded once.
+
+    With `suite` (e.g. `trixie`) the package comes from that Debian release through a private apt
+    configuration under the cache, so the system's sources and lists are never touched.
+    """
+    debs = cache.debs / suite if suite else cache.debs
+    cached = sorted(debs.glob(f"{package}_*.deb"))
     if cached:
         return cached[-1]
+    debs.mkdir(parents=True, exist_ok=True)
+    options = await _suite_options(cache, suite) if suite else []
     with cache.scratch() as tmp:
         # apt-get writes into its cwd; a private dir keeps a failed download out of debs/.
-        await run_tool(["apt-get", "download", package], cwd=Path(tmp), timeout=600)
-        return _keep(Path(tmp), package, cache.debs)
+        await run_tool(["apt-get", *options, "download", package], cwd=Path(tmp), timeout=600)
+        return _keep(Path(tmp), package, debs)
+
+
+def _system_mirror() -> str:
+    sources = Path("/etc/apt/sources.list.d/debian.sources")
+    if sources.is_file():
+        for line in sources.read_text().splitlines():
+            if line.startswith("URIs:"):
+                return line.split()[1]
+    return "http://deb.debian.org/debian"
+
+
+async def _suite_options(cache: CacheDir, suite: str) -> list[str]:
+    """apt options for a private view of another Debian suite (same mirror as the system's)."""
+    root = cache.root / f"apt-{suite}"
+    (root / "lists" / "partial").mkdir(parents=True, exist_ok=True)
+    (root / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
+    mirror = _system_mirror()
+    (root / "sources.list").write_text(f"deb {mirror} {suite} main\n")
+    options = [
+        "-o", f"Dir::Etc::SourceList={root / 'sources.list'}",
+        "-o", "Dir::Etc::SourceParts=/dev/null",
+        "-o", f"Dir::State::Lists={root / 'lists'}",
+        "-o", f"Dir::Cache={root / 'cache'}",
+        "-o", "Acquire::Languages=none",
+    ]  # fmt: skip
+    if not any((root / "lists").glob("*_Packages")):
+        await run_tool(["apt-get", *options, "update"], timeout=600)
+    return options
 
 
 def _keep(downloads: Path, package: str, debs: Path) -> Path:

@@ -72,19 +72,27 @@ async def prepare(cache: CacheDir) -> BootFiles:
     kernel = await _kernel(cache)
     busybox = await _copy_from_deb(cache, "busybox-static", {"bin/busybox": "busybox"})
     efi = "usr/lib/systemd/boot/efi"
+    # Talos ≥ 1.10 UKIs carry `.profile` sections, which systemd-stub understands from 257 on; Debian 12
+    # ships 252, so systemd-boot and the stub come from Debian 13 (imager spec §6.1).
     sd = await _copy_from_deb(
         cache,
         "systemd-boot-efi",
-        {f"{efi}/systemd-bootx64.efi": "systemd-bootx64.efi", f"{efi}/linuxx64.efi.stub": "linuxx64.efi.stub"},
+        {
+            f"{efi}/systemd-bootx64.efi": "systemd-bootx64.trixie.efi",
+            f"{efi}/linuxx64.efi.stub": "linuxx64.trixie.efi.stub",
+        },
+        suite="trixie",
     )
-    return BootFiles(kernel, busybox["busybox"], sd["systemd-bootx64.efi"], sd["linuxx64.efi.stub"])
+    return BootFiles(kernel, busybox["busybox"], sd["systemd-bootx64.trixie.efi"], sd["linuxx64.trixie.efi.stub"])
 
 
-async def _copy_from_deb(cache: CacheDir, package: str, files: dict[str, str]) -> dict[str, Path]:
+async def _copy_from_deb(
+    cache: CacheDir, package: str, files: dict[str, str], *, suite: str | None = None
+) -> dict[str, Path]:
     targets = {name: cache.boot / name for name in files.values()}
     if all(t.is_file() for t in targets.values()):
         return targets
-    deb = await download(cache, package)
+    deb = await download(cache, package, suite=suite)
     with cache.scratch() as tmp:
         root = await extract(deb, Path(tmp) / "x")
         for src, name in files.items():
