@@ -10,7 +10,7 @@ import asyncio
 import shutil
 from pathlib import Path
 
-from services.builder import quirks
+from services.builder import boot_media, quirks
 from services.builder.adapters.images import ImageStore
 from services.builder.adapters.services import BuildInputs
 from services.builder.assets.extensions import ExtensionDir, ExtensionSource, ExtensionTarball
@@ -59,6 +59,17 @@ async def build_output(
             return out
     if kind is OutputKind.INITRAMFS:
         return await build_initramfs_output(profile, inputs, images, schematic_yaml, work, feed)
+    if kind in (OutputKind.UKI, OutputKind.ISO):
+        initramfs = await build_initramfs_output(profile, inputs, images, schematic_yaml, work, feed)
+        files = boot_media.BootFiles(
+            kernel=await imager_file(images, inputs, arch, "vmlinuz"),
+            initramfs=initramfs,
+            sd_stub=await imager_file(images, inputs, arch, "systemd-stub.efi"),
+            sd_boot=await imager_file(images, inputs, arch, "systemd-boot.efi"),
+        )
+        if kind is OutputKind.UKI:
+            return await boot_media.build_uki_output(profile, files.kernel, initramfs, files.sd_stub, work, feed)
+        return await boot_media.build_iso_output(profile, files, work, feed)
     raise Unimplemented(f"building {kind.value} assets is not implemented yet")
 
 
