@@ -90,7 +90,8 @@ def test_bad_requests(demo_mesh: Mesh, path: str, status: int, body: bytes | Non
 
 def test_pxe_scripts(demo_mesh: Mesh) -> None:
     sid = create_schematic(demo_mesh, b"customization: {}\n")
-    base = demo_mesh.config.http.external_url.rstrip("/")
+    http = demo_mesh.config.http
+    base = (http.external_pxe_url or http.external_url).rstrip("/")  # PXE links use the PXE base URL
     status, headers, script = http_get(f"{demo_mesh.url}/pxe/{sid}/v1.12.1/metal-amd64")
     assert status == 200
     assert headers["Content-Type"] == "text/plain; charset=utf-8"
