@@ -3,13 +3,18 @@ schematic's kernel args, its extensions and its schematic ID (issue 6)."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from devtools.demo_release.boot import BootReport
+from services.builder.boot_media import SOURCE_DATE_EPOCH
+from services.builder.steps import fat
 from services.mesh.supervisor import Mesh
 from tests.e2e.test_boot_initramfs import SCHEMATIC, create_schematic, download
+from tests.e2e.test_images import metric
 from tests.support import qemu
 
 pytestmark = [pytest.mark.e2e, pytest.mark.registry, pytest.mark.boot]
@@ -64,3 +69,39 @@ def test_iso_is_reproducible(demo_mesh: Mesh, tmp_path: Path) -> None:
     b = download(f"{demo_mesh.url}/image/{other}/v1.12.1/metal-amd64.iso", tmp_path / "b.iso").read_bytes()
     assert a == b
     assert first != other
+
+
+async def test_uki_boots_under_ovmf(demo_mesh: Mesh, tmp_path: Path) -> None:
+    """The factory's UKI as `EFI/BOOT/BOOTX64.EFI` on an ESP: OVMF starts it directly (profiles ≥ 1.10)."""
+    sid = create_schematic(demo_mesh, SERIAL_SCHEMATIC)
+    uki = download(f"{demo_mesh.url}/image/{sid}/v1.12.1/metal-amd64-uki.efi", tmp_path / "uki.efi")
+    assert uki.read_bytes()[:2] == b"MZ"
+    tree = tmp_path / "esp"
+    (tree / "EFI" / "BOOT").mkdir(parents=True)
+    (tree / "EFI" / "BOOT" / "BOOTX64.EFI").write_bytes(uki.read_bytes())
+    esp = tmp_path / "esp.img"
+    spec = fat.FatSpec("ESP", fat.efiboot_size(uki.stat().st_size))
+    await fat.make_fat_image(spec, esp, tree, ["EFI"], source_date_epoch=SOURCE_DATE_EPOCH)
+    log = tmp_path / "uki.serial.log"
+    argv = [*qemu.ovmf_argv(tmp_path), *qemu.disk_argv(esp)]
+    result = qemu.boot(argv, log=log, success=r"DEMO-DONE", refusal=qemu.UEFI_NO_BOOT, timeout=150)
+    assert result.outcome == "success", result.tail()
+    report = BootReport.parse(result.serial, result.duration)
+    assert report.cmdline is not None and "demo.marker=booted-by-factory" in report.cmdline
+    assert report.schematic == sid
+
+
+async def test_concurrent_first_requests_for_an_iso_build_once(demo_mesh: Mesh) -> None:
+    sid = create_schematic(demo_mesh, SERIAL_SCHEMATIC.replace(b"booted-by-factory", b"twenty-at-once"))
+    before = metric(demo_mesh, "builder", "image_factory_assets_built_total", '{output_kind="iso"}')
+    url = f"{demo_mesh.url}/image/{sid}/v1.12.1/metal-amd64.iso"
+    async with aiohttp.ClientSession() as session:
+
+        async def head() -> int:
+            async with session.head(url) as reply:
+                assert reply.status == 200
+                return int(reply.headers["Content-Length"])
+
+        sizes = await asyncio.gather(*(head() for _ in range(20)))
+    assert len(set(sizes)) == 1
+    assert metric(demo_mesh, "builder", "image_factory_assets_built_total", '{output_kind="iso"}') - before == 1
