@@ -18,16 +18,15 @@ import contextlib
 import hashlib
 import os
 import shutil
-import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 from typing import NoReturn
 
-from services.cache.model import AssetMeta, PutRequest, Signature, check_key
+from services.cache.model import AssetMeta, PutRequest, Signature, SizeLimit, check_key, received_meta
 from services.cache.signing import Signer, refuse, sign_meta
 from services.cache.verified_files import VerifiedFiles
-from services.shared.errors import InvalidArgument, NotFound, OutOfRange, PayloadTooLarge
+from services.shared.errors import NotFound, OutOfRange
 from services.shared.streams import read_chunks
 
 # The identity written into the cosign payloads of this store (a name, not a pullable image).
@@ -71,17 +70,8 @@ class FilesystemStore:
         staging = self.root / INCOMING / uuid.uuid4().hex
         await asyncio.to_thread(staging.mkdir, parents=True)
         try:
-            size, digest = await self._receive(staging / "blob", chunks)
-            if request.expected_size and size != request.expected_size:
-                raise InvalidArgument(f"asset {request.key}: received {size} bytes, expected {request.expected_size}")
-            meta = AssetMeta(
-                key=request.key,
-                size=size,
-                digest=digest,
-                media_type=request.media_type,
-                file_name=request.file_name,
-                created_unix=int(time.time()),
-            )
+            size, digest = await self._receive(staging / "blob", SizeLimit(self._max).watch(chunks))
+            meta = received_meta(request, size, digest)
             signature = await sign_meta(self._signer, FS_REFERENCE, meta)
             return await asyncio.to_thread(self._publish, staging, meta, signature)
         finally:
@@ -94,8 +84,6 @@ class FilesystemStore:
         try:
             async for chunk in chunks:
                 size += len(chunk)
-                if size > self._max:
-                    raise PayloadTooLarge(f"asset exceeds the cache limit of {self._max} bytes")
                 digest.update(chunk)
                 await asyncio.to_thread(handle.write, chunk)
             await asyncio.to_thread(handle.flush)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import asdict, dataclass
 
-from services.shared.errors import InvalidArgument
+from services.shared.errors import InvalidArgument, PayloadTooLarge
 
 # Keys are hex hashes (builder asset keys, digests); anything else could escape the store's directory.
 _KEY = re.compile(r"^[0-9a-f]{16,128}$")
@@ -60,6 +62,35 @@ class PutRequest:
     media_type: str
     file_name: str
     expected_size: int = 0  # 0 = unknown
+
+
+class SizeLimit:
+    """Counts the bytes of a Put stream and stops it as soon as it exceeds the cache's limit."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+
+    async def watch(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+        async for chunk in chunks:
+            self.size += len(chunk)
+            if self.size > self.limit:
+                raise PayloadTooLarge(f"asset exceeds the cache limit of {self.limit} bytes")
+            yield chunk
+
+
+def received_meta(request: PutRequest, size: int, digest: str) -> AssetMeta:
+    """The metadata of a completed Put, once its size is checked against what the header announced."""
+    if request.expected_size and size != request.expected_size:
+        raise InvalidArgument(f"asset {request.key}: received {size} bytes, expected {request.expected_size}")
+    return AssetMeta(
+        key=request.key,
+        size=size,
+        digest=digest,
+        media_type=request.media_type,
+        file_name=request.file_name,
+        created_unix=int(time.time()),
+    )
 
 
 @dataclass(frozen=True)

@@ -18,17 +18,16 @@ import asyncio
 import contextlib
 import json
 import os
-import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from services.cache.model import AssetMeta, PutRequest, Signature, check_key
+from services.cache.model import AssetMeta, PutRequest, Signature, SizeLimit, check_key, received_meta
 from services.cache.signing import Signer, refuse
 from services.cache.verified_files import VerifiedFiles
-from services.shared.errors import InvalidArgument, NotFound, OutOfRange, PayloadTooLarge, VerificationFailed
+from services.shared.errors import NotFound, OutOfRange, VerificationFailed
 from services.shared.oci import AccessDenied, Manifest, RegistryClient, digest_of, signature_tag
 from services.shared.oci import media_types as mt
 from services.shared.streams import read_chunks
@@ -83,27 +82,9 @@ class RegistryStore:
             return await self._put(request, chunks)
 
     async def _put(self, request: PutRequest, chunks: AsyncIterable[bytes]) -> AssetMeta:
-        size = 0
-
-        async def counted() -> AsyncIterator[bytes]:
-            nonlocal size
-            async for chunk in chunks:
-                size += len(chunk)
-                if size > self._max:
-                    raise PayloadTooLarge(f"asset exceeds the cache limit of {self._max} bytes")
-                yield chunk
-
-        blob_digest = await self._client.push_blob(self._repo, counted())
-        if request.expected_size and size != request.expected_size:
-            raise InvalidArgument(f"asset {request.key}: received {size} bytes, expected {request.expected_size}")
-        meta = AssetMeta(
-            key=request.key,
-            size=size,
-            digest=blob_digest,
-            media_type=request.media_type,
-            file_name=request.file_name,
-            created_unix=int(time.time()),
-        )
+        limit = SizeLimit(self._max)
+        blob_digest = await self._client.push_blob(self._repo, limit.watch(chunks))
+        meta = received_meta(request, limit.size, blob_digest)
         manifest_digest = await self._push_manifest(meta)
         signature = await self._signer.sign(self.reference, manifest_digest)
         await self._push_signature(manifest_digest, signature, meta.created_unix)

@@ -12,26 +12,18 @@ from grpc import aio
 from imagefactory.v1 import cache_pb2, cache_pb2_grpc
 from services.cache.fs_store import FilesystemStore
 from services.cache.server import CacheServicer
-from services.shared.config import Config, ServiceEndpoints
-from services.shared.grpc_client import open_channel
-from services.shared.grpc_server import create_server
-from tests.support.ports import free_port
+from tests.support.grpc_server import serving
 
 KEY = "e" * 64
 
 
 @pytest.fixture
 async def cache(store: FilesystemStore) -> AsyncIterator[Any]:
-    port = free_port()
-    config = Config(services=ServiceEndpoints(cache=f"127.0.0.1:{port}"))
-    server = create_server(config)
-    cache_pb2_grpc.add_CacheServiceServicer_to_server(CacheServicer(store), server)
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    await server.start()
-    channel = open_channel(config, "cache")
-    yield cache_pb2_grpc.CacheServiceStub(channel)
-    await channel.close(None)
-    await server.stop(None)
+    def register(server: Any) -> None:
+        cache_pb2_grpc.add_CacheServiceServicer_to_server(CacheServicer(store), server)
+
+    async with serving("cache", register) as channel:
+        yield cache_pb2_grpc.CacheServiceStub(channel)
 
 
 def header(key: str = KEY) -> cache_pb2.PutRequest:

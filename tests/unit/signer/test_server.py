@@ -15,14 +15,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from grpc import aio
 
 from imagefactory.v1 import signer_pb2, signer_pb2_grpc
-from services.shared.config import Config, ServiceEndpoints
-from services.shared.grpc_client import open_channel
-from services.shared.grpc_server import create_server
 from services.signer import pcr
 from services.signer.keys import KeySet
 from services.signer.pe import verify_pe
 from services.signer.server import SignerServicer
-from tests.support.ports import free_port
+from tests.support.grpc_server import serving
 from tests.support.real_tools import require_file, require_tools
 from tests.unit.signer.test_pe import EFI_CANDIDATES
 
@@ -31,16 +28,11 @@ DIGEST = "sha256:" + "ab" * 32
 
 @pytest.fixture
 async def signer(keyset: KeySet, tmp_path: Path) -> AsyncIterator[Any]:
-    port = free_port()
-    config = Config(services=ServiceEndpoints(signer=f"127.0.0.1:{port}"))
-    server = create_server(config)
-    signer_pb2_grpc.add_SignerServiceServicer_to_server(SignerServicer(keyset, tmp_path / "work"), server)
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    await server.start()
-    channel = open_channel(config, "signer")
-    yield signer_pb2_grpc.SignerServiceStub(channel)
-    await channel.close(None)
-    await server.stop(None)
+    servicer = SignerServicer(keyset, tmp_path / "work")
+    async with serving(
+        "signer", lambda server: signer_pb2_grpc.add_SignerServiceServicer_to_server(servicer, server)
+    ) as channel:
+        yield signer_pb2_grpc.SignerServiceStub(channel)
 
 
 async def test_cosign_signature_verifies_with_the_served_public_key(signer: Any) -> None:
