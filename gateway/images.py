@@ -6,6 +6,7 @@ Range support. `/pxe/…` ensures the `cmdline-…` asset and renders the iPXE t
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 from aiohttp import web
@@ -21,13 +22,21 @@ log = logging.getLogger(__name__)
 
 CHECKSUM_SUFFIXES = (".sha512", ".sha256")
 SIGNATURE_SUFFIX = ".sigstore.json"
+# Consistent-hashing header for the builder route (deploy/envoy): one replica builds one asset.
+ASSET_KEY_METADATA = "x-asset-key"
 PXE_ARCHES = {"x86_64": "amd64", "i386": "amd64", "amd64": "amd64", "arm64": "arm64"}
+
+
+def routing_key(schematic: str, version: str, path: str) -> str:
+    """Same request, same key: Envoy hashes it to pick the builder replica that owns the build."""
+    return hashlib.sha256(f"{schematic}\0{version.removeprefix('v')}\0{path}".encode()).hexdigest()
 
 
 async def ensure_asset(request: web.Request, schematic: str, version: str, path: str) -> common_pb2.AssetRef:
     """Wait for the builder to have the asset in the cache; progress events are only logged here."""
     call = request.app[BACKENDS].builder.EnsureAsset(
-        builder_pb2.EnsureAssetRequest(schematic_id=schematic, version=version, path=path)
+        builder_pb2.EnsureAssetRequest(schematic_id=schematic, version=version, path=path),
+        metadata=((ASSET_KEY_METADATA, routing_key(schematic, version, path)),),
     )
     async for event in call:
         if event.HasField("asset"):
