@@ -35,6 +35,7 @@ REQUIREMENTS=(
     "sgdisk|gdisk"
     "sfdisk|fdisk"
     "busybox|busybox-static"
+    "umoci|umoci"
 )
 
 missing=()
