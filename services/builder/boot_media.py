@@ -1,4 +1,4 @@
-"""UKI and ISO outputs from a final profile (imager spec §5, §6.1, §6.2).
+"""UKI, ISO and installer outputs from a final profile (imager spec §5, §6.1, §6.2, §9).
 
 Both start from the initramfs with extensions and the kernel command line of the same profile, so an
 ISO boots exactly what the `initramfs-…` and `cmdline-…` assets of the same schematic describe.
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.builder import quirks
+from services.builder.assets.installer import InstallerSpec, OverlaySpec, build_installer_image, docker_archive
 from services.builder.assets.iso import GrubPayload, IsoOptions, SdBootPayload, build_iso, select_iso_kind
 from services.builder.assets.uki import UkiOptions, build_uki, os_release, talos_profiles
 from services.builder.cmdline import build_cmdline
@@ -18,6 +19,7 @@ from services.builder.enums import Bootloader
 from services.builder.profile import Profile
 from services.builder.progress import ProgressFeed
 from services.builder.steps.xorriso import IsoIdentity
+from services.schematic.canonical import options_yaml
 from services.shared.errors import Unimplemented
 
 # The reference's process-wide SOURCE_DATE_EPOCH (spec §1.1): same inputs, same bytes.
@@ -99,4 +101,45 @@ async def build_iso_output(profile: Profile, files: BootFiles, work: Path, feed:
         scratch = work / "iso-work"
         scratch.mkdir()
         await build_iso(options, out, scratch)
+    return out
+
+
+async def build_installer_output(
+    profile: Profile, files: BootFiles, base_layout: Path, overlay_tree: Path | None, work: Path, feed: ProgressFeed
+) -> Path:
+    """`installer-<arch>.tar` / `<platform>-installer-<arch>.tar`: a docker archive (imager spec §9)."""
+    if profile.secureboot:
+        raise Unimplemented("Secure Boot installers are not implemented yet")
+    version = profile.version
+    assert version is not None
+    unified = quirks.use_sd_boot_for_uefi(version)
+    uki = None
+    if unified:
+        async with feed.step("uki", "assembling the UKI for the installer"):
+            uki = await make_uki(
+                profile, files.kernel, files.initramfs, files.sd_stub, "installer", work / "vmlinuz.efi"
+            )
+    base = profile.input.base_installer
+    image_ref = f"{base.image}:{base.tag}" if base is not None else f"installer:{version.tag}"
+    overlay = None
+    if overlay_tree is not None and profile.overlay is not None:
+        overlay = OverlaySpec(
+            tree=overlay_tree, name=profile.overlay.name, extra_options=options_yaml(profile.overlay.options)
+        )
+    spec = InstallerSpec(
+        arch=profile.arch,
+        base=base_layout,
+        image_ref=image_ref,
+        source_date_epoch=SOURCE_DATE_EPOCH,
+        use_sd_boot_for_uefi=unified,
+        uki=uki,
+        sd_boot=files.sd_boot if unified else None,
+        kernel=None if unified else files.kernel,
+        initramfs=None if unified else files.initramfs,
+        overlay=overlay,
+    )
+    async with feed.step("installer", "layering the installer image"):
+        image = await build_installer_image(spec, work / "installer-layout")
+        out = work / "installer.tar"
+        await docker_archive([image], out)
     return out

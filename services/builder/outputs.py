@@ -59,7 +59,7 @@ async def build_output(
             return out
     if kind is OutputKind.INITRAMFS:
         return await build_initramfs_output(profile, inputs, images, schematic_yaml, work, feed)
-    if kind in (OutputKind.UKI, OutputKind.ISO):
+    if kind in (OutputKind.UKI, OutputKind.ISO, OutputKind.INSTALLER):
         initramfs = await build_initramfs_output(profile, inputs, images, schematic_yaml, work, feed)
         files = boot_media.BootFiles(
             kernel=await imager_file(images, inputs, arch, "vmlinuz"),
@@ -69,6 +69,11 @@ async def build_output(
         )
         if kind is OutputKind.UKI:
             return await boot_media.build_uki_output(profile, files.kernel, initramfs, files.sd_stub, work, feed)
+        if kind is OutputKind.INSTALLER:
+            async with feed.step("fetch", "fetching the base installer image", arch=arch):
+                base = await images.layout(inputs.installer_base, arch)
+                overlay = await images.rootfs(inputs.overlay, arch) if inputs.overlay is not None else None
+            return await boot_media.build_installer_output(profile, files, base, overlay, work, feed)
         return await boot_media.build_iso_output(profile, files, work, feed)
     raise Unimplemented(f"building {kind.value} assets is not implemented yet")
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import tarfile
 import urllib.request
 from pathlib import Path
 
@@ -118,3 +120,31 @@ async def test_concurrent_cold_requests_build_once(demo_mesh: Mesh) -> None:
     assert len(set(bodies)) == 1
     after = metric(demo_mesh, "builder", "image_factory_assets_built_total", '{output_kind="cmdline"}')
     assert after - before == 1
+
+
+def test_installer_tar_is_a_docker_archive(demo_mesh: Mesh, tmp_path: Path) -> None:
+    """`installer-amd64.tar`: base layers + the UKI/sd-boot layer, loadable by a real client (skopeo)."""
+    sid = create_schematic(
+        demo_mesh, b"customization:\n  systemExtensions:\n    officialExtensions: [siderolabs/demo-tools]\n"
+    )
+    status, headers, body = http_get(f"{demo_mesh.url}/image/{sid}/v1.12.1/installer-amd64.tar")
+    assert status == 200, body[:300]
+    assert headers["Content-Type"] == "application/x-tar"
+    archive = tmp_path / "installer.tar"
+    archive.write_bytes(body)
+    copied = subprocess.run(
+        ["skopeo", "copy", f"docker-archive:{archive}", f"oci:{tmp_path / 'oci'}:latest"],
+        capture_output=True,
+        timeout=120,
+    )
+    assert copied.returncode == 0, copied.stderr
+    index = json.loads((tmp_path / "oci" / "index.json").read_text())
+    manifest_digest = index["manifests"][0]["digest"].removeprefix("sha256:")
+    manifest = json.loads((tmp_path / "oci" / "blobs" / "sha256" / manifest_digest).read_bytes())
+    assert len(manifest["layers"]) == 2
+    with tarfile.open(archive) as outer:
+        names = outer.getnames()
+    assert "manifest.json" in names
+    last = manifest["layers"][-1]["digest"].removeprefix("sha256:")
+    with tarfile.open(tmp_path / "oci" / "blobs" / "sha256" / last) as layer:
+        assert sorted(layer.getnames()) == ["usr/install/amd64/systemd-boot.efi", "usr/install/amd64/vmlinuz.efi"]
