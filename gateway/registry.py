@@ -1,22 +1,30 @@
-"""OCI registry frontend: `/v2` ping and the source-image proxy (spec §2.12, §2.13, §9.7).
+"""OCI registry frontend: `/v2` ping, generated installer images, the source-image proxy (spec §2.12, §2.13, §9).
 
-Generated installer images (`/v2/<image>/<schematic>/…`) arrive with the installer issue; until then those
-routes validate their input and answer 501.
+Installer manifests and blobs are served from the signed asset store, where the builder publishes them
+by digest (and tags them only after their signature verified); `docker pull` waits while a cold image
+is built.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from gateway.errors import text_error
-from gateway.keys import CONFIG
+from gateway.keys import BACKENDS, CONFIG
 from gateway.registry_routes import Ping, ProxyRoute, SchematicRoute, parse_v2_path, requested_image
+from gateway.streaming import relay
+from imagefactory.v1 import builder_pb2, cache_pb2, schematic_pb2
 from services.shared.config import ArtifactsConfig
 from services.shared.errors import FactoryError
+from services.shared.oci import digest_of, index_bytes
+from services.shared.oci.media_types import OCI_INDEX
 
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 PROXY_SESSION = web.AppKey("proxy_session", aiohttp.ClientSession)
 # Hop-by-hop headers are the connection's, not the resource's (RFC 9110 §7.6.1).
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"}
@@ -45,11 +53,57 @@ async def v2(request: web.Request) -> web.StreamResponse:
     if isinstance(route, ProxyRoute):
         return await proxy_source_image(request, route)
     assert isinstance(route, SchematicRoute)
+    return await installer_content(request, route)
+
+
+async def installer_content(request: web.Request, route: SchematicRoute) -> web.StreamResponse:
+    """Generated installer images (spec §9.2, §9.6): built on demand, served from the signed store."""
+    backends = request.app[BACKENDS]
+    await backends.schematic.GetSchematic(schematic_pb2.GetSchematicRequest(id=route.schematic))  # 404 first
     try:
         requested_image(route.image)
     except FactoryError as exc:
         return text_error(400, exc.message)
-    return text_error(501, "installer images are not implemented yet")
+    if route.resource == "referrers":
+        if not DIGEST.match(route.reference):
+            return text_error(404, f"invalid referrers subject digest: {route.reference}")
+        body = index_bytes([])
+        return web.Response(body=body, headers=content_headers(OCI_INDEX, digest_of(body), len(body)))
+    digest = route.reference
+    if route.resource == "manifests" and not DIGEST.match(digest):
+        # A tag (`v1.12.1`, `latest`) or a signature tag: the builder builds/publishes or resolves it.
+        call = backends.builder.EnsureInstaller(
+            builder_pb2.EnsureInstallerRequest(
+                schematic_id=route.schematic, version=route.reference, image_name=route.image
+            )
+        )
+        installer = None
+        async for event in call:
+            if event.HasField("installer"):
+                installer = event.installer
+        if installer is None:
+            return text_error(503, "the builder ended without an installer")
+        digest = installer.index.digest
+    if not DIGEST.match(digest):
+        return text_error(404, f"unknown digest: {digest}")
+    return await serve_content(request, digest)
+
+
+async def serve_content(request: web.Request, digest: str) -> web.StreamResponse:
+    """Bytes stored under their digest; anything whose recorded digest differs is not ours to serve."""
+    call = request.app[BACKENDS].cache.Read(cache_pb2.ReadRequest(key=digest.removeprefix("sha256:")))
+
+    def headers(first: Any) -> dict[str, str]:
+        asset = first.asset if first is not None else None
+        if asset is None or asset.digest != digest:
+            raise web.HTTPNotFound(text=f"blob unknown: {digest}")
+        return content_headers(asset.media_type, digest, asset.size)
+
+    return await relay(request, call, headers)
+
+
+def content_headers(media_type: str, digest: str, size: int) -> dict[str, str]:
+    return {"Content-Type": media_type, "Docker-Content-Digest": digest, "Content-Length": str(size)}
 
 
 async def proxy_source_image(request: web.Request, route: ProxyRoute) -> web.StreamResponse:

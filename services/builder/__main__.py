@@ -8,11 +8,13 @@ from imagefactory.v1 import (
     cache_pb2_grpc,
     catalog_pb2_grpc,
     schematic_pb2_grpc,
+    signer_pb2_grpc,
 )
 from services.builder.adapters.images import ImageStore
-from services.builder.adapters.services import CacheClient, CatalogClient, SchematicsClient
+from services.builder.adapters.services import CacheClient, CatalogClient, SchematicsClient, SignerClient
 from services.builder.enhance import FactorySettings
 from services.builder.getorbuild import AssetBuilder
+from services.builder.installer_registry import InstallerRegistry
 from services.builder.planning import Planner
 from services.builder.server import BuilderServicer
 from services.shared.config import Config
@@ -24,11 +26,12 @@ SERVICE = builder_pb2.DESCRIPTOR.services_by_name["BuilderService"].full_name
 
 
 async def build(config: Config) -> ServiceSpec:
-    channels = {name: open_channel(config, name) for name in ("schematic", "catalog", "cache")}
+    channels = {name: open_channel(config, name) for name in ("schematic", "catalog", "cache", "signer")}
     stubs: dict[str, object] = {
         "schematic": schematic_pb2_grpc.SchematicServiceStub(channels["schematic"]),
         "catalog": catalog_pb2_grpc.CatalogServiceStub(channels["catalog"]),
         "cache": cache_pb2_grpc.CacheServiceStub(channels["cache"]),
+        "signer": signer_pb2_grpc.SignerServiceStub(channels["signer"]),
     }
     root = config.state_dir / "builder"
     images = ImageStore(root / "images")
@@ -37,20 +40,25 @@ async def build(config: Config) -> ServiceSpec:
         installer_image=config.artifacts.components.installer,
         installer_base_image=config.artifacts.components.installer_base,
     )
+    catalog = CatalogClient(stubs["catalog"])  # type: ignore[arg-type]
+    cache = CacheClient(stubs["cache"])  # type: ignore[arg-type]
     planner = Planner(
         SchematicsClient(stubs["schematic"]),  # type: ignore[arg-type]
-        CatalogClient(stubs["catalog"]),  # type: ignore[arg-type]
+        catalog,
         images,
         settings,
     )
     assets = AssetBuilder(
-        CacheClient(stubs["cache"]),  # type: ignore[arg-type]
+        cache,
         root / "work",
         max_concurrency=config.builder.max_concurrency,
         timeout=config.builder.build_timeout_seconds,
     )
     assets.prepare()
-    servicer = BuilderServicer(planner, assets)
+    # Installer signatures name `<factory host>/<image>/<schematic>`, what clients pull (spec §9.4).
+    identity = config.http.external_url.split("://", 1)[-1].rstrip("/")
+    installers = InstallerRegistry(cache, SignerClient(stubs["signer"]), planner, assets, identity)  # type: ignore[arg-type]
+    servicer = BuilderServicer(planner, assets, installers, catalog)
 
     async def close() -> None:
         await images.close()

@@ -6,10 +6,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from imagefactory.v1 import builder_pb2, builder_pb2_grpc, common_pb2
+from services.builder.adapters.services import CatalogClient
 from services.builder.getorbuild import AssetBuilder, StoredAsset
+from services.builder.installer_registry import InstallerRegistry
 from services.builder.planning import Planner
 from services.builder.progress import Progress
-from services.shared.errors import Unimplemented
+from services.shared.errors import NotFound
+
+ARCH_CODES = {"amd64": common_pb2.ARCH_AMD64, "arm64": common_pb2.ARCH_ARM64}
 
 
 def asset_ref(stored: StoredAsset) -> common_pb2.AssetRef:
@@ -30,9 +34,13 @@ def progress_message(event: Progress) -> common_pb2.BuildProgress:
 
 
 class BuilderServicer(builder_pb2_grpc.BuilderServiceServicer):
-    def __init__(self, planner: Planner, assets: AssetBuilder) -> None:
+    def __init__(
+        self, planner: Planner, assets: AssetBuilder, installers: InstallerRegistry, catalog: CatalogClient
+    ) -> None:
         self._planner = planner
         self._assets = assets
+        self._installers = installers
+        self._catalog = catalog
 
     async def EnsureAsset(
         self, request: builder_pb2.EnsureAssetRequest, context: Any
@@ -47,5 +55,26 @@ class BuilderServicer(builder_pb2_grpc.BuilderServiceServicer):
     async def EnsureInstaller(
         self, request: builder_pb2.EnsureInstallerRequest, context: Any
     ) -> AsyncIterator[builder_pb2.EnsureInstallerResponse]:
-        raise Unimplemented("installer images are not implemented yet")
-        yield builder_pb2.EnsureInstallerResponse()  # pragma: no cover - makes this an async generator
+        """A tag (`v…`, `latest`) → build/publish if needed; a `sha256-….sig` tag → its record only."""
+        version = request.version
+        if version.endswith(".sig"):
+            published = await self._installers.tagged(request.image_name, request.schematic_id, version)
+            if published is None:
+                raise NotFound(f"manifest unknown: {version}")
+        else:
+            if version == "latest":
+                version = await self._catalog.latest_stable()
+            published = await self._installers.ensure(request.image_name, request.schematic_id, version)
+        yield builder_pb2.EnsureInstallerResponse(
+            installer=builder_pb2.InstallerRef(
+                index=common_pb2.ImageRef(
+                    repository=f"{request.image_name}/{request.schematic_id}", tag=version, digest=published.digest
+                ),
+                index_size=published.size,
+                index_media_type=published.media_type,
+                manifests=[
+                    builder_pb2.PlatformManifest(arch=ARCH_CODES[arch], digest=digest, size=size, media_type=media_type)
+                    for arch, digest, size, media_type in published.manifests
+                ],
+            )
+        )

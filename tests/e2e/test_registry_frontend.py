@@ -1,0 +1,58 @@
+"""`docker pull <factory>/<image>/<schematic>:<version>`: built on demand, indexed, signed (issue 8)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from services.mesh.supervisor import Mesh
+from tests.e2e.conftest import http_get
+from tests.e2e.test_boot_initramfs import create_schematic
+from tests.support.cosign_cli import cosign_verify
+
+pytestmark = [pytest.mark.e2e, pytest.mark.registry]
+
+
+def skopeo(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["skopeo", *args], capture_output=True, timeout=600)
+
+
+def test_installer_pull_index_layers_and_signature(demo_mesh: Mesh, tmp_path: Path) -> None:
+    sid = create_schematic(demo_mesh, b"customization:\n  extraKernelArgs: [pulled.installer=1]\n")
+    factory = demo_mesh.url.removeprefix("http://")
+    image = f"{factory}/metal-installer/{sid}:v1.12.1"
+
+    raw = skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{image}")
+    assert raw.returncode == 0, raw.stderr
+    index = json.loads(raw.stdout)
+    assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    assert sorted((m["platform"]["os"], m["platform"]["architecture"]) for m in index["manifests"]) == [
+        ("linux", "amd64"),
+        ("linux", "arm64"),
+    ]
+    copied = skopeo("copy", "--src-tls-verify=false", f"docker://{image}", f"oci:{tmp_path / 'oci'}:pulled")
+    assert copied.returncode == 0, copied.stderr
+
+    key = tmp_path / "factory.pub"
+    key.write_bytes(http_get(f"{demo_mesh.url}/oci/cosign/signing-key.pub")[2])
+    verified = cosign_verify(image, key, tmp_path)
+    assert verified.returncode == 0, verified.stderr
+
+    start = time.monotonic()
+    again = skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{image}")
+    assert again.returncode == 0 and again.stdout == raw.stdout
+    assert time.monotonic() - start < 5  # served from the store (skopeo's own start-up dominates)
+
+
+def test_registry_errors(demo_mesh: Mesh) -> None:
+    sid = create_schematic(demo_mesh, b"customization: {}\n")
+    assert http_get(f"{demo_mesh.url}/v2/talos/{sid}/manifests/v1.12.1")[2] == b"invalid image: talos\n"
+    status, _, body = http_get(f"{demo_mesh.url}/v2/installer/{'a' * 64}/manifests/v1.12.1")
+    assert (status, body) == (404, f'schematic ID "{"a" * 64}" not found\n'.encode())
+    assert http_get(f"{demo_mesh.url}/v2/installer/{sid}/blobs/sha256:{'0' * 64}")[0] == 404
+    status, _, body = http_get(f"{demo_mesh.url}/v2/installer/{sid}/referrers/sha256:{'0' * 64}")
+    assert status == 200 and json.loads(body)["manifests"] == []
