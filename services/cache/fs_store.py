@@ -98,25 +98,23 @@ class FilesystemStore:
         _fsync_dir(staging)
         final = self._dir(meta.key)
         final.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            staging.rename(final)
-        except OSError:
-            # Another Put of the same key won the race (or a stale copy exists): keep the first
-            # verified one; if it is broken, replace it.
-            existing = self._load_meta_unverified(meta.key)
-            if existing is not None:
-                return existing
-            shutil.rmtree(final, ignore_errors=True)
-            staging.rename(final)
+        # Last writer wins, as a registry tag does: most keys name immutable content (the same bytes
+        # again), but some entries are records that change (installer tags). The old directory is moved
+        # aside first; readers in between see a miss, never a mix of old and new files.
+        for _ in range(8):
+            try:
+                staging.rename(final)
+                break
+            except OSError:
+                with contextlib.suppress(OSError):
+                    final.rename(self.root / INCOMING / f"replaced-{uuid.uuid4().hex}")
+        else:
+            raise OSError(f"could not publish asset {meta.key}: the key kept changing")
+        for replaced in (self.root / INCOMING).glob("replaced-*"):
+            shutil.rmtree(replaced, ignore_errors=True)
         _fsync_dir(final.parent)
         self._verified.remember(final / "blob", meta.digest)
         return meta
-
-    def _load_meta_unverified(self, key: str) -> AssetMeta | None:
-        try:
-            return AssetMeta.from_json((self._dir(key) / "meta.json").read_bytes())
-        except (OSError, ValueError, KeyError):
-            return None
 
     async def stat(self, key: str) -> AssetMeta:
         """Verified metadata of an asset, or NotFound (also for anything that does not verify)."""

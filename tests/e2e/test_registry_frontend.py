@@ -56,3 +56,32 @@ def test_registry_errors(demo_mesh: Mesh) -> None:
     assert http_get(f"{demo_mesh.url}/v2/installer/{sid}/blobs/sha256:{'0' * 64}")[0] == 404
     status, _, body = http_get(f"{demo_mesh.url}/v2/installer/{sid}/referrers/sha256:{'0' * 64}")
     assert status == 200 and json.loads(body)["manifests"] == []
+
+
+def test_latest_resolves_to_the_newest_stable_version(demo_mesh: Mesh) -> None:
+    sid = create_schematic(demo_mesh, b"customization:\n  extraKernelArgs: [latest.check=1]\n")
+    factory = demo_mesh.url.removeprefix("http://")
+    latest = skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{factory}/installer/{sid}:latest")
+    pinned = skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{factory}/installer/{sid}:v1.12.1")
+    assert latest.returncode == 0, latest.stderr
+    assert latest.stdout == pinned.stdout  # v1.13.0-beta.1 is a pre-release, v1.11.5 is configured broken
+
+
+def test_a_tag_whose_signature_is_gone_is_rebuilt_not_served(demo_mesh: Mesh) -> None:
+    sid = create_schematic(demo_mesh, b"customization:\n  extraKernelArgs: [resign.check=1]\n")
+    factory = demo_mesh.url.removeprefix("http://")
+    image = f"docker://{factory}/metal-installer/{sid}:v1.12.1"
+    first = skopeo("inspect", "--raw", "--tls-verify=false", image)
+    assert first.returncode == 0, first.stderr
+    # Drop every signature manifest from the store: the tag no longer verifies.
+    dropped = 0
+    for meta in (demo_mesh.config.state_dir / "cache").rglob("meta.json"):
+        if b'"file_name":"signature"' in meta.read_bytes():
+            meta.unlink()
+            dropped += 1
+    assert dropped
+    again = skopeo("inspect", "--raw", "--tls-verify=false", image)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == first.stdout  # rebuilt (deterministically) and signed again
+    key_signed = list((demo_mesh.config.state_dir / "cache").rglob("meta.json"))
+    assert any(b'"file_name":"signature"' in m.read_bytes() for m in key_signed)
