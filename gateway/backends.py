@@ -54,7 +54,10 @@ class Backends:
     async def _serving(self, name: str) -> bool:
         stub = health_pb2_grpc.HealthStub(self.channels[name])
         try:
-            reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=READINESS_TIMEOUT_SECONDS)
+            # wait_for_ready: a channel in reconnect backoff gets the whole timeout to come back.
+            reply = await stub.Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=READINESS_TIMEOUT_SECONDS, wait_for_ready=True
+            )
         except aio.AioRpcError:
             return False
         return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)

@@ -70,6 +70,11 @@ def open_channel(config: Config, service: str) -> aio.Channel:
     options = [
         *channel_options(config),
         ("grpc.enable_retries", 1),
+        # A restarted service should be found again within a second or two, not after gRPC's default
+        # backoff of up to two minutes.
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.min_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", 2000),
         ("grpc.service_config", service_config(config)),
     ]
     interceptors: list[Any] = [*aio_client_interceptors(), RequestIdClientInterceptor()]  # type: ignore[no-untyped-call]
