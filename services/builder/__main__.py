@@ -11,6 +11,7 @@ from imagefactory.v1 import (
     signer_pb2_grpc,
 )
 from services.builder.adapters.images import ImageStore
+from services.builder.adapters.secureboot_signer import GrpcSigner
 from services.builder.adapters.services import CacheClient, CatalogClient, SchematicsClient, SignerClient
 from services.builder.enhance import FactorySettings
 from services.builder.getorbuild import AssetBuilder
@@ -36,6 +37,7 @@ async def build(config: Config) -> ServiceSpec:
     root = config.state_dir / "builder"
     images = ImageStore(root / "images")
     settings = FactorySettings(
+        secureboot_enabled=True,  # the signer always has a Secure Boot key (configured or generated)
         external_url=config.http.external_url,
         installer_image=config.artifacts.components.installer,
         installer_base_image=config.artifacts.components.installer_base,
@@ -47,6 +49,7 @@ async def build(config: Config) -> ServiceSpec:
         catalog,
         images,
         settings,
+        GrpcSigner(stubs["signer"]),  # type: ignore[arg-type]
     )
     assets = AssetBuilder(
         cache,

@@ -2,7 +2,7 @@
 
 Both start from the initramfs with extensions and the kernel command line of the same profile, so an
 ISO boots exactly what the `initramfs-…` and `cmdline-…` assets of the same schematic describe.
-Secure Boot signing is not done here yet: `-secureboot` profiles are refused earlier.
+Secure Boot outputs are signed through the signer service (the builder never holds a key).
 """
 
 from __future__ import annotations
@@ -15,44 +15,60 @@ from services.builder.assets.installer import InstallerSpec, OverlaySpec, build_
 from services.builder.assets.iso import GrubPayload, IsoOptions, SdBootPayload, build_iso, select_iso_kind
 from services.builder.assets.uki import UkiOptions, build_uki, os_release, talos_profiles
 from services.builder.cmdline import build_cmdline
-from services.builder.enums import Bootloader
+from services.builder.enums import Bootloader, EnrollKeys
 from services.builder.profile import Profile
 from services.builder.progress import ProgressFeed
+from services.builder.secureboot import build_signed_uki, sign_sdboot, write_enrollment_files
+from services.builder.secureboot.signer import SecureBootSigner as Signer
 from services.builder.steps.xorriso import IsoIdentity
 from services.schematic.canonical import options_yaml
-from services.shared.errors import Unimplemented
+from services.shared.errors import Internal
 
 # The reference's process-wide SOURCE_DATE_EPOCH (spec §1.1): same inputs, same bytes.
 SOURCE_DATE_EPOCH = 1559424892
 
 
-async def make_uki(profile: Profile, kernel: Path, initramfs: Path, stub: Path, profile_kind: str, out: Path) -> Path:
+async def make_uki(
+    profile: Profile,
+    kernel: Path,
+    initramfs: Path,
+    stub: Path,
+    profile_kind: str,
+    out: Path,
+    signer: Signer | None = None,
+) -> Path:
+    """A UKI for `profile`; with Secure Boot it carries `.pcrpkey`/`.pcrsig` and is Authenticode-signed
+    through the signer (imager spec §6.3, §6.4)."""
     version = profile.version
     assert version is not None
     cmdline = build_cmdline(profile)
     profiles = talos_profiles(profile_kind, cmdline) if quirks.supports_uki_profiles(version) else ()
-    await build_uki(
-        UkiOptions(
-            stub=stub,
-            kernel=kernel,
-            initrd=initramfs,
-            cmdline=cmdline,
-            os_release=os_release(profile.name or "Talos", version.tag),
-            source_date_epoch=SOURCE_DATE_EPOCH,
-            profiles=profiles,
-        ),
-        out,
+    options = UkiOptions(
+        stub=stub,
+        kernel=kernel,
+        initrd=initramfs,
+        cmdline=cmdline,
+        os_release=os_release(profile.name or "Talos", version.tag),
+        source_date_epoch=SOURCE_DATE_EPOCH,
+        profiles=profiles,
     )
+    if not profile.secureboot:
+        await build_uki(options, out)
+        return out
+    if signer is None:
+        raise Internal("a Secure Boot UKI needs the signer")
+    scratch = out.with_name(out.name + ".work")
+    scratch.mkdir()
+    await build_signed_uki(options, signer, out, scratch)
     return out
 
 
 async def build_uki_output(
-    profile: Profile, kernel: Path, initramfs: Path, stub: Path, work: Path, feed: ProgressFeed
+    profile: Profile, kernel: Path, initramfs: Path, stub: Path, work: Path, feed: ProgressFeed, signer: Signer
 ) -> Path:
-    if profile.secureboot:
-        raise Unimplemented("Secure Boot UKIs are not implemented yet")
-    async with feed.step("uki", "assembling the unified kernel image"):
-        return await make_uki(profile, kernel, initramfs, stub, "uki", work / "talos.efi")
+    step = "signing the Secure Boot UKI" if profile.secureboot else "assembling the unified kernel image"
+    async with feed.step("uki", step):
+        return await make_uki(profile, kernel, initramfs, stub, "uki", work / "talos.efi", signer)
 
 
 @dataclass(frozen=True)
@@ -65,9 +81,7 @@ class BootFiles:
     sd_boot: Path
 
 
-async def build_iso_output(profile: Profile, files: BootFiles, work: Path, feed: ProgressFeed) -> Path:
-    if profile.secureboot:
-        raise Unimplemented("Secure Boot ISOs are not implemented yet")
+async def build_iso_output(profile: Profile, files: BootFiles, work: Path, feed: ProgressFeed, signer: Signer) -> Path:
     version = profile.version
     assert version is not None
     iso_options = profile.output.iso_options
@@ -92,8 +106,12 @@ async def build_iso_output(profile: Profile, files: BootFiles, work: Path, feed:
         )
     if kind.value in ("uefi", "hybrid"):
         async with feed.step("uki", "assembling the UKI for the ISO"):
-            uki = await make_uki(profile, files.kernel, files.initramfs, files.sd_stub, "iso", work / "iso-uki.efi")
+            uki = await make_uki(
+                profile, files.kernel, files.initramfs, files.sd_stub, "iso", work / "iso-uki.efi", signer
+            )
         sdboot = SdBootPayload(sdboot=files.sd_boot, uki=uki, version=version.tag, arch=arch)
+        if profile.secureboot:
+            sdboot = await secure_boot_payload(profile, files, uki, work, signer)
     label = f"Talos-{version.tag}" if quirks.supports_iso_label(version) else None
     options = IsoOptions(kind=kind, identity=IsoIdentity(SOURCE_DATE_EPOCH, label), grub=grub, sdboot=sdboot)
     out = work / "talos.iso"
@@ -105,20 +123,27 @@ async def build_iso_output(profile: Profile, files: BootFiles, work: Path, feed:
 
 
 async def build_installer_output(
-    profile: Profile, files: BootFiles, base_layout: Path, overlay_tree: Path | None, work: Path, feed: ProgressFeed
+    profile: Profile,
+    files: BootFiles,
+    base_layout: Path,
+    overlay_tree: Path | None,
+    work: Path,
+    feed: ProgressFeed,
+    signer: Signer,
 ) -> Path:
     """`installer-<arch>.tar` / `<platform>-installer-<arch>.tar`: a docker archive (imager spec §9)."""
-    if profile.secureboot:
-        raise Unimplemented("Secure Boot installers are not implemented yet")
     version = profile.version
     assert version is not None
-    unified = quirks.use_sd_boot_for_uefi(version)
+    unified = quirks.use_sd_boot_for_uefi(version) or profile.secureboot
     uki = None
+    sd_boot = files.sd_boot
     if unified:
         async with feed.step("uki", "assembling the UKI for the installer"):
             uki = await make_uki(
-                profile, files.kernel, files.initramfs, files.sd_stub, "installer", work / "vmlinuz.efi"
+                profile, files.kernel, files.initramfs, files.sd_stub, "installer", work / "vmlinuz.efi", signer
             )
+        if profile.secureboot:
+            sd_boot = await sign_sdboot(signer, files.sd_boot, work / "systemd-boot.efi.signed")
     base = profile.input.base_installer
     image_ref = f"{base.image}:{base.tag}" if base is not None else f"installer:{version.tag}"
     overlay = None
@@ -133,7 +158,8 @@ async def build_installer_output(
         source_date_epoch=SOURCE_DATE_EPOCH,
         use_sd_boot_for_uefi=unified,
         uki=uki,
-        sd_boot=files.sd_boot if unified else None,
+        sd_boot=sd_boot if unified else None,
+        secureboot=profile.secureboot,
         kernel=None if unified else files.kernel,
         initramfs=None if unified else files.initramfs,
         overlay=overlay,
@@ -143,3 +169,25 @@ async def build_installer_output(
         out = work / "installer.tar"
         await docker_archive([image], out)
     return out
+
+
+async def secure_boot_payload(
+    profile: Profile, files: BootFiles, uki: Path, work: Path, signer: Signer
+) -> SdBootPayload:
+    """Signed systemd-boot, the certificate and PK/KEK/db for enrollment on the ESP (imager §5.3, §6.5)."""
+    version = profile.version
+    assert version is not None
+    signed_sdboot = await sign_sdboot(signer, files.sd_boot, work / "systemd-boot.signed.efi")
+    secure = profile.input.secureboot
+    include_well_known = bool(secure and secure.include_well_known_certs)
+    enrollment = await write_enrollment_files(signer, signer, work / "keys", include_well_known=include_well_known)
+    iso_options = profile.output.iso_options
+    enroll = iso_options.sd_boot_enroll_keys if iso_options is not None else EnrollKeys.IF_SAFE
+    return SdBootPayload(
+        sdboot=signed_sdboot,
+        uki=uki,
+        version=version.tag,
+        arch=profile.arch.value,
+        secure_boot_enroll=enroll.value,
+        extra_files=enrollment.iso_extra_files(),
+    )

@@ -21,6 +21,7 @@ from services.builder.cmdline import build_cmdline
 from services.builder.enums import OutputKind
 from services.builder.profile import Profile
 from services.builder.progress import ProgressFeed
+from services.builder.secureboot.signer import SecureBootSigner as Signer
 from services.catalog.versions import Version
 from services.shared.errors import Internal, Unimplemented
 
@@ -41,6 +42,7 @@ async def build_output(
     inputs: BuildInputs,
     images: ImageStore,
     schematic_yaml: str,
+    signer: Signer,
     work: Path,
     feed: ProgressFeed,
 ) -> Path:
@@ -68,13 +70,15 @@ async def build_output(
             sd_boot=await imager_file(images, inputs, arch, "systemd-boot.efi"),
         )
         if kind is OutputKind.UKI:
-            return await boot_media.build_uki_output(profile, files.kernel, initramfs, files.sd_stub, work, feed)
+            return await boot_media.build_uki_output(
+                profile, files.kernel, initramfs, files.sd_stub, work, feed, signer
+            )
         if kind is OutputKind.INSTALLER:
             async with feed.step("fetch", "fetching the base installer image", arch=arch):
                 base = await images.layout(inputs.installer_base, arch)
                 overlay = await images.rootfs(inputs.overlay, arch) if inputs.overlay is not None else None
-            return await boot_media.build_installer_output(profile, files, base, overlay, work, feed)
-        return await boot_media.build_iso_output(profile, files, work, feed)
+            return await boot_media.build_installer_output(profile, files, base, overlay, work, feed, signer)
+        return await boot_media.build_iso_output(profile, files, work, feed, signer)
     raise Unimplemented(f"building {kind.value} assets is not implemented yet")
 
 

@@ -26,6 +26,7 @@ from services.builder.enhance import (
 from services.builder.getorbuild import AssetRequest
 from services.builder.mime import content_type
 from services.builder.profile import PROFILE_PATH_ERROR_PREFIX, Profile, parse_profile_path
+from services.builder.secureboot.signer import SecureBootSigner as Signer
 from services.catalog.catalogs import OverlayEntry
 from services.catalog.versions import Version, parse_requested
 from services.schematic.model import Schematic
@@ -49,11 +50,13 @@ class Planner:
         catalog: CatalogClient,
         images: ImageStore,
         settings: FactorySettings,
+        signer: Signer,
     ) -> None:
         self._schematics = schematics
         self._catalog = catalog
         self._images = images
         self._settings = settings
+        self._signer = signer
 
     async def plan(self, schematic_id: str, version_text: str, path: str) -> Plan:
         fetched = await self._schematics.get(schematic_id)
@@ -90,7 +93,9 @@ class Planner:
             kind=final.output.kind.value,
             media_type=content_type(path),
             file_name=path,
-            build=functools.partial(outputs.build_output, final, inputs, self._images, fetched.canonical_yaml),
+            build=functools.partial(
+                outputs.build_output, final, inputs, self._images, fetched.canonical_yaml, self._signer
+            ),
         )
         return Plan(final, inputs, request)
 

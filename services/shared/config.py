@@ -130,6 +130,8 @@ class SignerConfig:
     secureboot_key_path: str = ""
     secureboot_cert_path: str = ""
     pcr_key_path: str = ""
+    # Microsoft's KEK/db certificates (`kek/`, `db/`) for `includeWellKnownCertificates`; empty: not offered.
+    well_known_certificates_dir: str = ""
 
     def __post_init__(self) -> None:
         if bool(self.secureboot_key_path) != bool(self.secureboot_cert_path):

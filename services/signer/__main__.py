@@ -8,6 +8,7 @@ from imagefactory.v1 import signer_pb2, signer_pb2_grpc
 from services.shared.config import Config
 from services.shared.grpc_server import ServiceSpec
 from services.shared.process import run_service
+from services.signer.enrollment import WellKnownCertificates
 from services.signer.keys import KeyPaths, load_or_generate
 from services.signer.server import SignerServicer
 
@@ -28,7 +29,10 @@ def key_paths(config: Config) -> KeyPaths:
 
 async def build(config: Config) -> ServiceSpec:
     keys = load_or_generate(config.state_dir, key_paths(config))
-    servicer = SignerServicer(keys, config.state_dir / "tmp" / "signer")
+    well_known = None
+    if config.signer.well_known_certificates_dir:
+        well_known = WellKnownCertificates.load(Path(config.signer.well_known_certificates_dir))
+    servicer = SignerServicer(keys, config.state_dir / "tmp" / "signer", well_known)
     return ServiceSpec(
         names=[SERVICE],
         register=lambda server: signer_pb2_grpc.add_SignerServiceServicer_to_server(servicer, server),

@@ -81,17 +81,27 @@ def predict_pcr11(sections: Mapping[str, bytes], bank: Bank) -> list[tuple[str, 
     outside MEASURED_SECTIONS (stub code, `.pcrsig`) are not measured.
     """
 
-    def extend(pcr: bytes, data: bytes) -> bytes:
-        return bank.hash(pcr + bank.hash(data))
+    return predict_pcr11_from_digests({name: bank.hash(data) for name, data in sections.items()}, bank)
+
+
+def predict_pcr11_from_digests(digests: Mapping[str, bytes], bank: Bank) -> list[tuple[str, bytes]]:
+    """`predict_pcr11` from each section's `bank` digest instead of its data.
+
+    A UKI's `.linux`/`.initrd` run to hundreds of MiB: the builder streams them from disk through every
+    bank's hash (services/builder/secureboot) instead of holding them in memory.
+    """
+
+    def extend_digest(pcr: bytes, digest: bytes) -> bytes:
+        return bank.hash(pcr + digest)
 
     pcr = bytes(bank.digest_size)
     for name in MEASURED_SECTIONS:
-        if name in sections:
-            pcr = extend(pcr, name.encode() + b"\0")  # systemd-stub measures the name with its NUL
-            pcr = extend(pcr, sections[name])
+        if name in digests:
+            pcr = extend_digest(pcr, bank.hash(name.encode() + b"\0"))  # systemd-stub measures the name + NUL
+            pcr = extend_digest(pcr, digests[name])
     result = []
     for i, phase in enumerate(PHASES):
-        pcr = extend(pcr, phase.encode())
+        pcr = extend_digest(pcr, bank.hash(phase.encode()))
         result.append((":".join(PHASES[: i + 1]), pcr))
     return result
 
@@ -124,10 +134,16 @@ def sign_pcr_policy(key: PcrKey, bank: Bank, pcr_value: bytes) -> BankSignature:
 
 def pcrsig(key: PcrKey, sections: Mapping[str, bytes]) -> bytes:
     """The `.pcrsig` section: `{"sha256":[…],"sha384":[…],"sha512":[…]}`, compact like Go's json.Marshal."""
-    body = {}
+    entries = {}
     for bank in Bank:
         _, final = predict_pcr11(sections, bank)[-1]
-        body[bank.value] = [sign_pcr_policy(key, bank, final).to_json()]
+        entries[bank] = sign_pcr_policy(key, bank, final)
+    return encode_pcrsig(entries)
+
+
+def encode_pcrsig(entries: Mapping[Bank, BankSignature]) -> bytes:
+    """`.pcrsig` JSON from one entry per bank, banks in `Bank` order (Go marshals map keys sorted)."""
+    body = {bank.value: [entries[bank].to_json()] for bank in Bank if bank in entries}
     return json.dumps(body, separators=(",", ":")).encode()
 
 

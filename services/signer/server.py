@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from imagefactory.v1 import signer_pb2, signer_pb2_grpc
 from services.shared.errors import InvalidArgument, PayloadTooLarge, VerificationFailed
 from services.shared.streams import read_chunks, write_chunks
-from services.signer import cosign, pcr, pe
+from services.signer import cosign, enrollment, pcr, pe
 from services.signer.keys import KeySet
 
 # A UKI with a large initramfs is a few hundred MiB; anything far beyond is not a boot binary.
@@ -18,9 +19,12 @@ MAX_PE_BYTES = 2 * 1024 * 1024 * 1024
 
 
 class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
-    def __init__(self, keys: KeySet, work_dir: Path) -> None:
+    def __init__(
+        self, keys: KeySet, work_dir: Path, well_known: enrollment.WellKnownCertificates | None = None
+    ) -> None:
         self._keys = keys
         self._work_dir = work_dir
+        self._well_known = well_known
 
     async def GetPublicKey(
         self, request: signer_pb2.GetPublicKeyRequest, context: Any
@@ -84,6 +88,20 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
             )
         return signer_pb2.SignPCRResponse(
             signatures=signatures, public_key_pem=self._keys.pcr.public_key_pem().decode()
+        )
+
+    async def GetEnrollmentDatabases(
+        self, request: signer_pb2.GetEnrollmentDatabasesRequest, context: Any
+    ) -> signer_pb2.GetEnrollmentDatabasesResponse:
+        when = datetime.fromtimestamp(request.timestamp_unix, UTC) if request.timestamp_unix else None
+        databases = enrollment.enrollment_databases(
+            self._keys,
+            include_well_known=request.include_well_known_certificates,
+            well_known=self._well_known,
+            timestamp=when,
+        )
+        return signer_pb2.GetEnrollmentDatabasesResponse(
+            pk_auth=databases.pk, kek_auth=databases.kek, db_auth=databases.db
         )
 
     async def GetSecureBootCertificate(

@@ -24,6 +24,7 @@ QEMU = "qemu-system-x86_64"
 OVMF_DIR = Path("/usr/share/OVMF")
 OVMF_CODE = OVMF_DIR / "OVMF_CODE_4M.fd"
 OVMF_VARS = OVMF_DIR / "OVMF_VARS_4M.fd"
+OVMF_SECBOOT_CODE = OVMF_DIR / "OVMF_CODE_4M.secboot.fd"
 # OVMF's answer when nothing bootable was accepted (e.g. Secure Boot refusal), lab REPORT §4.
 UEFI_NO_BOOT = r"No bootable option or device was found"
 
@@ -138,3 +139,14 @@ def boot(
 
 def _read(log: Path) -> str:
     return log.read_bytes().decode(errors="replace").replace("\r", "")
+
+
+def secboot_argv(variables: Path) -> list[str]:
+    """OVMF's Secure Boot build: q35 with SMM and a secure pflash, else it aborts (lab REPORT §4)."""
+    code = require_file(OVMF_SECBOOT_CODE)
+    return [
+        "-machine", "q35,smm=on",
+        "-global", "driver=cfi.pflash01,property=secure,value=on",
+        "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={code}",
+        "-drive", f"if=pflash,format=raw,unit=1,file={variables}",
+    ]  # fmt: skip

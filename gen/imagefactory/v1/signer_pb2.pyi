@@ -328,3 +328,52 @@ class GetSecureBootCertificateResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetSecureBootCertificateResponse: _TypeAlias = GetSecureBootCertificateResponse  # noqa: Y015
+
+@_typing.final
+class GetEnrollmentDatabasesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INCLUDE_WELL_KNOWN_CERTIFICATES_FIELD_NUMBER: _builtins.int
+    TIMESTAMP_UNIX_FIELD_NUMBER: _builtins.int
+    include_well_known_certificates: _builtins.bool
+    """Add Microsoft's well-known KEK and db certificates (needs them configured on the signer)."""
+    timestamp_unix: _builtins.int
+    """Timestamp of the authenticated variables in Unix seconds; 0 means now."""
+    def __init__(
+        self,
+        *,
+        include_well_known_certificates: _builtins.bool = ...,
+        timestamp_unix: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_well_known_certificates", b"include_well_known_certificates", "timestamp_unix", b"timestamp_unix"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetEnrollmentDatabasesRequest: _TypeAlias = GetEnrollmentDatabasesRequest  # noqa: Y015
+
+@_typing.final
+class GetEnrollmentDatabasesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PK_AUTH_FIELD_NUMBER: _builtins.int
+    KEK_AUTH_FIELD_NUMBER: _builtins.int
+    DB_AUTH_FIELD_NUMBER: _builtins.int
+    pk_auth: _builtins.bytes
+    kek_auth: _builtins.bytes
+    db_auth: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        pk_auth: _builtins.bytes = ...,
+        kek_auth: _builtins.bytes = ...,
+        db_auth: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["db_auth", b"db_auth", "kek_auth", b"kek_auth", "pk_auth", b"pk_auth"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetEnrollmentDatabasesResponse: _TypeAlias = GetEnrollmentDatabasesResponse  # noqa: Y015

@@ -65,6 +65,11 @@ class SignerServiceStub:
                 request_serializer=imagefactory_dot_v1_dot_signer__pb2.GetSecureBootCertificateRequest.SerializeToString,
                 response_deserializer=imagefactory_dot_v1_dot_signer__pb2.GetSecureBootCertificateResponse.FromString,
                 _registered_method=True)
+        self.GetEnrollmentDatabases = channel.unary_unary(
+                '/imagefactory.v1.SignerService/GetEnrollmentDatabases',
+                request_serializer=imagefactory_dot_v1_dot_signer__pb2.GetEnrollmentDatabasesRequest.SerializeToString,
+                response_deserializer=imagefactory_dot_v1_dot_signer__pb2.GetEnrollmentDatabasesResponse.FromString,
+                _registered_method=True)
 
 
 class SignerServiceServicer:
@@ -113,6 +118,13 @@ class SignerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetEnrollmentDatabases(self, request, context):
+        """PK, KEK and db enrolling our Secure Boot certificate, as signed EFI authenticated variables.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SignerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -145,6 +157,11 @@ def add_SignerServiceServicer_to_server(servicer, server):
                     servicer.GetSecureBootCertificate,
                     request_deserializer=imagefactory_dot_v1_dot_signer__pb2.GetSecureBootCertificateRequest.FromString,
                     response_serializer=imagefactory_dot_v1_dot_signer__pb2.GetSecureBootCertificateResponse.SerializeToString,
+            ),
+            'GetEnrollmentDatabases': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEnrollmentDatabases,
+                    request_deserializer=imagefactory_dot_v1_dot_signer__pb2.GetEnrollmentDatabasesRequest.FromString,
+                    response_serializer=imagefactory_dot_v1_dot_signer__pb2.GetEnrollmentDatabasesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -310,6 +327,33 @@ class SignerService:
             '/imagefactory.v1.SignerService/GetSecureBootCertificate',
             imagefactory_dot_v1_dot_signer__pb2.GetSecureBootCertificateRequest.SerializeToString,
             imagefactory_dot_v1_dot_signer__pb2.GetSecureBootCertificateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEnrollmentDatabases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagefactory.v1.SignerService/GetEnrollmentDatabases',
+            imagefactory_dot_v1_dot_signer__pb2.GetEnrollmentDatabasesRequest.SerializeToString,
+            imagefactory_dot_v1_dot_signer__pb2.GetEnrollmentDatabasesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -45,6 +45,8 @@ class SignerServiceStub:
     """Sign the TPM PCR policies of predicted PCR 11 values (the `.pcrsig` section of a UKI)."""
     GetSecureBootCertificate: _grpc.UnaryUnaryMultiCallable[_signer_pb2.GetSecureBootCertificateRequest, _signer_pb2.GetSecureBootCertificateResponse]
     """The Secure Boot signing certificate, PEM."""
+    GetEnrollmentDatabases: _grpc.UnaryUnaryMultiCallable[_signer_pb2.GetEnrollmentDatabasesRequest, _signer_pb2.GetEnrollmentDatabasesResponse]
+    """PK, KEK and db enrolling our Secure Boot certificate, as signed EFI authenticated variables."""
 
 @_typing.type_check_only
 class SignerServiceAsyncStub(SignerServiceStub):
@@ -63,6 +65,8 @@ class SignerServiceAsyncStub(SignerServiceStub):
     """Sign the TPM PCR policies of predicted PCR 11 values (the `.pcrsig` section of a UKI)."""
     GetSecureBootCertificate: _aio.UnaryUnaryMultiCallable[_signer_pb2.GetSecureBootCertificateRequest, _signer_pb2.GetSecureBootCertificateResponse]  # type: ignore[assignment]
     """The Secure Boot signing certificate, PEM."""
+    GetEnrollmentDatabases: _aio.UnaryUnaryMultiCallable[_signer_pb2.GetEnrollmentDatabasesRequest, _signer_pb2.GetEnrollmentDatabasesResponse]  # type: ignore[assignment]
+    """PK, KEK and db enrolling our Secure Boot certificate, as signed EFI authenticated variables."""
 
 class SignerServiceServicer(metaclass=_abc_1.ABCMeta):
     """The only process that reads private keys. Nothing here ever returns one."""
@@ -114,5 +118,13 @@ class SignerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_signer_pb2.GetSecureBootCertificateResponse, _abc.Awaitable[_signer_pb2.GetSecureBootCertificateResponse]]:
         """The Secure Boot signing certificate, PEM."""
+
+    @_abc_1.abstractmethod
+    def GetEnrollmentDatabases(
+        self,
+        request: _signer_pb2.GetEnrollmentDatabasesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_signer_pb2.GetEnrollmentDatabasesResponse, _abc.Awaitable[_signer_pb2.GetEnrollmentDatabasesResponse]]:
+        """PK, KEK and db enrolling our Secure Boot certificate, as signed EFI authenticated variables."""
 
 def add_SignerServiceServicer_to_server(servicer: SignerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,7 +1,9 @@
 """Unsigned UKI assembly (imager spec §6.1 sections and order, §6.2 PE layout).
 
-Secure Boot (`.pcrpkey`, `.pcrsig`, Authenticode, §6.3-§6.4) is added later by the signer service; this module
-builds the unsigned order `.sbat`(stub) `.osrel .cmdline [.uname] [.splash] .linux .initrd [profiles…]`.
+This module builds the unsigned order `.sbat`(stub) `.osrel .cmdline [.uname] [.splash] .linux .initrd [profiles…]`.
+For Secure Boot, `services.builder.secureboot` fills `UkiOptions.pcrpkey`/`pcrsigs`, which give the signed order
+`… [.splash] .pcrpkey .linux .initrd` + `.pcrsig` after each profile (or at the end without profiles), §6.1;
+the Authenticode signature (§6.4) comes from the signer service.
 Version decisions (profiles from 1.10, …) arrive as explicit options: nothing here reads quirks.
 """
 
@@ -11,7 +13,7 @@ import asyncio
 import logging
 import re
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.builder.steps.pe import PeLayout, SectionSource, assemble_pe, read_pe, section_data
@@ -61,6 +63,8 @@ class UkiOptions:
     `.splash` out (Talos ships `sidero.bmp`; the factory passes it when it has it).
     `require_profile_aware_stub=False` lets structural tests put profiles on an old stub that would boot the
     wrong one (see `check_stub`).
+    Secure Boot (keyword-only, §6.1/§6.3): `pcrpkey` is the PEM public key of the PCR signing key; `pcrsigs`
+    the `.pcrsig` JSON documents, one per profile (≥1.10) or exactly one without profiles (<1.10).
     """
 
     stub: Path
@@ -73,8 +77,15 @@ class UkiOptions:
     uname: str | None = None
     profiles: tuple[UkiProfile, ...] = ()
     require_profile_aware_stub: bool = True
+    pcrpkey: bytes | None = field(default=None, kw_only=True)
+    pcrsigs: tuple[bytes, ...] = field(default=(), kw_only=True)
 
     def __post_init__(self) -> None:
+        if self.pcrsigs:
+            if self.pcrpkey is None:
+                raise ValueError(".pcrsig sections need the .pcrpkey they were signed for (§6.1)")
+            if len(self.pcrsigs) != max(len(self.profiles), 1):
+                raise ValueError(f"need one .pcrsig per UKI profile (or one without profiles), got {len(self.pcrsigs)}")
         for what, text in [("cmdline", self.cmdline), *((f"profile {p.id} cmdline", p.cmdline) for p in self.profiles)]:
             if text is not None and ("\n" in text or "\0" in text):
                 raise ValueError(f"{what} must be one line without NUL bytes")
@@ -135,7 +146,8 @@ def check_stub(options: UkiOptions) -> None:
 
 
 def uki_sections(options: UkiOptions, uname: str | None) -> list[SectionSource]:
-    """The appended sections in the unsigned §6.1 order (`.sbat` stays the stub's own)."""
+    """The appended sections in the §6.1 order (`.sbat` stays the stub's own): unsigned, or signed when
+    `options.pcrpkey`/`options.pcrsigs` are set."""
     sections = [
         SectionSource(".osrel", data=options.os_release.encode()),
         SectionSource(".cmdline", data=options.cmdline.encode()),
@@ -144,11 +156,18 @@ def uki_sections(options: UkiOptions, uname: str | None) -> list[SectionSource]:
         sections.append(SectionSource(".uname", data=uname.encode()))
     if options.splash is not None:
         sections.append(SectionSource(".splash", path=options.splash))
+    if options.pcrpkey is not None:
+        sections.append(SectionSource(".pcrpkey", data=options.pcrpkey))
     sections += [SectionSource(".linux", path=options.kernel), SectionSource(".initrd", path=options.initrd)]
+    pcrsigs = iter(options.pcrsigs)
     for profile in options.profiles:
         sections.append(SectionSource(".profile", data=profile.text().encode()))
         if profile.cmdline is not None:
             sections.append(SectionSource(".cmdline", data=profile.cmdline.encode()))
+        if options.pcrsigs:
+            sections.append(SectionSource(".pcrsig", data=next(pcrsigs)))
+    if options.pcrsigs and not options.profiles:
+        sections.append(SectionSource(".pcrsig", data=options.pcrsigs[0]))
     return sections
 
 

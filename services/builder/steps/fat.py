@@ -25,19 +25,26 @@ _TIMEOUT = 300
 
 @dataclass(frozen=True)
 class FatSpec:
-    """One FAT32 image: `size` bytes, `sectors_per_cluster` as `mkfs.vfat -s`."""
+    """One FAT32 image: `size` bytes, `sectors_per_cluster` as `mkfs.vfat -s`.
+
+    Disk-image ESPs (imager §7.3) pass neither `-s` nor, for 512-byte sectors, `-S`: `sectors_per_cluster=0`
+    leaves the cluster size to mkfs.vfat, `sector_size` (§7.7) adds `-S` when it is not 0.
+    """
 
     label: str
     size: int
     sectors_per_cluster: int = 1
+    sector_size: int = 0
 
     def __post_init__(self) -> None:
         if not 0 < len(self.label) <= 11 or not self.label.isascii():
             raise ValueError(f"FAT label {self.label!r} must be 1-11 ASCII characters")
         if self.size <= 0 or self.size % 512:
             raise ValueError(f"FAT image size {self.size} must be a positive multiple of 512")
-        if self.sectors_per_cluster not in (1, 2, 4, 8, 16, 32, 64, 128):
+        if self.sectors_per_cluster not in (0, 1, 2, 4, 8, 16, 32, 64, 128):
             raise ValueError(f"sectors per cluster {self.sectors_per_cluster} must be a power of two ≤128")
+        if self.sector_size not in (0, 512, 1024, 2048, 4096) or self.size % max(self.sector_size, 1):
+            raise ValueError(f"FAT sector size {self.sector_size} must be 512-4096 and divide the image size")
 
 
 def efiboot_size(*payload_sizes: int, floor: int = FAT32_MIN_SIZE) -> int:
@@ -55,11 +62,13 @@ def sectors_per_cluster(size: int) -> int:
 
 
 def mkfs_argv(spec: FatSpec, image: Path) -> list[str]:
+    cluster = ["-s", str(spec.sectors_per_cluster)] if spec.sectors_per_cluster else []
+    sector = ["-S", str(spec.sector_size)] if spec.sector_size else []
     return [
         "mkfs.vfat", "-F", "32",
         "-n", spec.label,
         "--invariant",
-        "-s", str(spec.sectors_per_cluster),
+        *cluster, *sector,
         os.fspath(image),
     ]  # fmt: skip
 
