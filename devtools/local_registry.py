@@ -49,10 +49,22 @@ class RegistryServer:
                 self.process.wait()
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port that was free a moment ago and that this process has not handed out before.
+
+    Several servers are started per test session; the OS can offer the same free port twice while the
+    first taker has not bound it yet, so ports are never reused within one process.
+    """
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def start_registry(workdir: Path, *, port: int = 0, auth: dict[str, Any] | None = None) -> RegistryServer:

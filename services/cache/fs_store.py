@@ -113,7 +113,9 @@ class FilesystemStore:
         for replaced in (self.root / INCOMING).glob("replaced-*"):
             shutil.rmtree(replaced, ignore_errors=True)
         _fsync_dir(final.parent)
-        self._verified.remember(final / "blob", meta.digest)
+        # A concurrent Put of the same key may already have replaced this directory.
+        with contextlib.suppress(OSError):
+            self._verified.remember(final / "blob", meta.digest)
         return meta
 
     async def stat(self, key: str) -> AssetMeta:

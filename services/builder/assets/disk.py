@@ -24,10 +24,12 @@ from services.builder.steps import compress, fat, gpt, grub_disk, meta_adv, qemu
 from services.builder.steps.gpt import Filesystem, GptLayout
 from services.catalog.versions import Version
 from services.schematic.model import MetaValue
+from services.shared.errors import InvalidArgument
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_SOURCE_DATE_EPOCH: Final = 1559424892  # Talos' own (services/shared/tools.py)
+_FAT32_MIN_CLUSTERS: Final = 65525
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,14 @@ class DiskSpec:
             raise ValueError(f"{self.bootloader} disk images need a kernel + initramfs or a UKI")
         if self.compression is Compression.TAR_GZ and self.disk_format is not ImageFormat.RAW:
             raise ValueError(".tar.gz packs a raw disk (GCP import layout, §7.9)")
-        self.layout()  # partitions must fit: fail before any work
+        esp = self.layout().partition("EFI")  # partitions must fit: fail before any work
+        if esp.size(self.sector_size) // self.sector_size < _FAT32_MIN_CLUSTERS:
+            # §14.9: GRUB's 100 MiB ESP at 4 KiB sectors is 25 600 clusters; mkfs.vfat -F 32 warns and writes
+            # it, but mtools (and the FAT spec) read it as FAT16 and fail, so refuse early and clearly.
+            raise InvalidArgument(
+                f"{self.bootloader} disk images cannot use {self.sector_size}-byte sectors: the ESP would have "
+                f"fewer than {_FAT32_MIN_CLUSTERS} clusters, too few for FAT32"
+            )
 
     def layout(self) -> GptLayout:
         specs = gpt.partition_set(

@@ -1,11 +1,14 @@
 """Post-processing of disk images (imager spec §7.9) and OVA packaging (§7.8 `ova`).
 
 Each step works in place like Talos' `post.go`: `<p>` becomes `<p>.xz`/`.zst`/`.gz`/`.tar.gz`, the input
-goes away. xz and zstd run the exact upstream argv (both CLIs give the same bytes for any thread count).
-gzip is Python's `gzip` at level 6 with mtime 0 and no name (spec §7.9 allows it; Debian 12 has no pigz by
-default): gzip is not in `initramfs_codec`, whose xz is CRC32-for-the-kernel and not what disk images use.
-The GCP tarball keeps GNU tar for `--sparse` (only the disk's data extents are archived, so a 8 GiB image
-with 100 MiB of data gzips in seconds).
+goes away. xz and zstd run the exact upstream argv (checked: zstd -T1/2/4 and xz -T0/2/4 give the same bytes;
+only xz's single-threaded -T1 mode differs, which -T0 does not pick on multi-core hosts).
+`initramfs_codec` has nothing to reuse here: its xz is in-process `lzma` with CRC32 and preset 0e (what the
+kernel's decoder needs), single-threaded, while disk images get `xz -0 -T0` (CRC64, multi-threaded for
+multi-GiB files), and its zstd streams to stdout instead of `--rm -o`. gzip is Python's `gzip` at level 6
+with mtime 0 and no name (spec §7.9 allows it; Debian 12 has no pigz by default). The GCP tarball keeps GNU
+tar for `--sparse` (only the disk's data extents are archived, so an 8 GiB image with 100 MiB of data gzips
+in seconds).
 """
 
 from __future__ import annotations
