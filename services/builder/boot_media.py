@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.builder import quirks
+from services.builder.assets.disk import DiskQuirks, DiskSpec, build_disk
 from services.builder.assets.installer import InstallerSpec, OverlaySpec, build_installer_image, docker_archive
 from services.builder.assets.iso import GrubPayload, IsoOptions, SdBootPayload, build_iso, select_iso_kind
 from services.builder.assets.uki import UkiOptions, build_uki, os_release, talos_profiles
@@ -191,3 +192,54 @@ async def secure_boot_payload(
         secure_boot_enroll=enroll.value,
         extra_files=enrollment.iso_extra_files(),
     )
+
+
+async def build_disk_output(profile: Profile, files: BootFiles, work: Path, feed: ProgressFeed, signer: Signer) -> Path:
+    """Disk images for every platform and format (imager spec §7): GPT, ESP, BOOT, META, conversion."""
+    version = profile.version
+    options = profile.output.image_options
+    assert version is not None and options is not None and options.disk_format is not None
+    bootloader = quirks.default_bootloader(
+        options.bootloader, secureboot=profile.secureboot, arch=profile.arch, version=version
+    )
+    uki = sd_boot = None
+    enroll_keys: tuple[tuple[str, Path], ...] = ()
+    if bootloader.has_sd_boot:
+        async with feed.step("uki", "assembling the UKI for the disk image"):
+            uki = await make_uki(
+                profile, files.kernel, files.initramfs, files.sd_stub, "image", work / "disk-uki.efi", signer
+            )
+        sd_boot = files.sd_boot
+        if profile.secureboot:
+            payload = await secure_boot_payload(profile, files, uki, work, signer)
+            sd_boot = payload.sdboot
+            enroll_keys = tuple((Path(name).name, path) for name, path in payload.extra_files if name.endswith(".auth"))
+    enroll = options.sd_boot_enroll_keys.value if profile.secureboot else None
+    spec = DiskSpec(
+        arch=profile.arch,
+        version=version.tag,
+        bootloader=bootloader,
+        cmdline=build_cmdline(profile),
+        disk_size=options.disk_size,
+        quirks=DiskQuirks.for_version(version),
+        kernel=files.kernel,
+        initramfs=files.initramfs,
+        uki=uki,
+        sd_boot=sd_boot,
+        name=profile.name or "Talos",
+        secureboot=profile.secureboot,
+        enroll_mode=enroll if enroll_keys else None,
+        enroll_keys=enroll_keys,
+        sector_size=options.disk_sector_size or 512,
+        disk_format=options.disk_format,
+        disk_format_options=options.disk_format_options,
+        compression=profile.output.out_format,
+        meta_values=profile.customization.meta_contents,
+        source_date_epoch=SOURCE_DATE_EPOCH,
+    )
+    out = work / "disk.img"
+    async with feed.step("disk", f"writing a {bootloader.value} {options.disk_format.value} disk image"):
+        scratch = work / "disk-work"
+        scratch.mkdir()
+        await build_disk(spec, scratch, out)
+    return out

@@ -61,7 +61,7 @@ async def build_output(
             return out
     if kind is OutputKind.INITRAMFS:
         return await build_initramfs_output(profile, inputs, images, schematic_yaml, work, feed)
-    if kind in (OutputKind.UKI, OutputKind.ISO, OutputKind.INSTALLER):
+    if kind in (OutputKind.UKI, OutputKind.ISO, OutputKind.INSTALLER, OutputKind.IMAGE):
         initramfs = await build_initramfs_output(profile, inputs, images, schematic_yaml, work, feed)
         files = boot_media.BootFiles(
             kernel=await imager_file(images, inputs, arch, "vmlinuz"),
@@ -78,6 +78,8 @@ async def build_output(
                 base = await images.layout(inputs.installer_base, arch)
                 overlay = await images.rootfs(inputs.overlay, arch) if inputs.overlay is not None else None
             return await boot_media.build_installer_output(profile, files, base, overlay, work, feed, signer)
+        if kind is OutputKind.IMAGE:
+            return await boot_media.build_disk_output(profile, files, work, feed, signer)
         return await boot_media.build_iso_output(profile, files, work, feed, signer)
     raise Unimplemented(f"building {kind.value} assets is not implemented yet")
 

@@ -22,7 +22,7 @@ from tests.support.ports import free_port
 def http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
     request = urllib.request.Request(url, headers=headers or {})
     try:
-        with urllib.request.urlopen(request, timeout=10) as reply:
+        with urllib.request.urlopen(request, timeout=600) as reply:  # cold builds answer late
             return reply.status, dict(reply.headers), reply.read()
     except urllib.error.HTTPError as err:
         return err.code, dict(err.headers), err.read()

@@ -1,0 +1,57 @@
+"""Disk images from the factory, booted in qemu (TCG): BIOS through GRUB, UEFI through systemd-boot."""
+
+from __future__ import annotations
+
+import json
+import lzma
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from devtools.demo_release.boot import BootReport
+from services.mesh.supervisor import Mesh
+from tests.e2e.test_boot_initramfs import create_schematic, download
+from tests.e2e.test_boot_iso import SERIAL_SCHEMATIC
+from tests.support import qemu
+
+pytestmark = [pytest.mark.e2e, pytest.mark.registry, pytest.mark.boot]
+
+
+@pytest.fixture(scope="module")
+def metal_raw(demo_mesh: Mesh, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    sid = create_schematic(demo_mesh, SERIAL_SCHEMATIC)
+    work = tmp_path_factory.mktemp("disk")
+    packed = download(f"{demo_mesh.url}/image/{sid}/v1.12.1/metal-amd64.raw.xz", work / "metal-amd64.raw.xz")
+    raw = work / "metal-amd64.raw"
+    with lzma.open(packed) as source, raw.open("wb") as out:
+        while chunk := source.read(1 << 20):
+            out.write(chunk)
+    return sid, raw
+
+
+def test_dual_boot_layout(metal_raw: tuple[str, Path]) -> None:
+    _, raw = metal_raw
+    table = json.loads(subprocess.run(["sfdisk", "--json", str(raw)], capture_output=True, check=True).stdout)
+    names = [p["name"] for p in table["partitiontable"]["partitions"]]
+    assert names == ["EFI", "BIOS", "BOOT", "META"]  # dual-boot from 1.10 on amd64 (spec §15)
+
+
+@pytest.mark.parametrize("firmware", ["bios", "uefi"])
+def test_metal_raw_boots(metal_raw: tuple[str, Path], firmware: str, tmp_path: Path) -> None:
+    sid, raw = metal_raw
+    argv = qemu.disk_argv(raw)
+    if firmware == "uefi":
+        argv = [*qemu.ovmf_argv(tmp_path), *argv]
+    result = qemu.boot(
+        argv,
+        log=tmp_path / f"{firmware}.log",
+        success=r"DEMO-DONE",
+        refusal=qemu.UEFI_NO_BOOT,
+        timeout=150,
+        keys=[(r"Boot in \d+ s", b"\r")],
+    )
+    assert result.outcome == "success", result.tail()
+    report = BootReport.parse(result.serial, result.duration)
+    assert report.schematic == sid
+    assert report.cmdline is not None and "demo.marker=booted-by-factory" in report.cmdline
