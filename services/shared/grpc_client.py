@@ -9,7 +9,7 @@ from grpc import aio
 from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
 from services.shared.config import Config
-from services.shared.interceptors import RequestIdClientInterceptor
+from services.shared.interceptors import request_id_interceptors
 
 # Streaming RPCs that may legitimately run for a long time (builds, big transfers).
 LONG_RUNNING = (
@@ -77,5 +77,5 @@ def open_channel(config: Config, service: str) -> aio.Channel:
         ("grpc.max_reconnect_backoff_ms", 2000),
         ("grpc.service_config", service_config(config)),
     ]
-    interceptors: list[Any] = [*aio_client_interceptors(), RequestIdClientInterceptor()]  # type: ignore[no-untyped-call]
+    interceptors: list[Any] = [*aio_client_interceptors(), *request_id_interceptors()]  # type: ignore[no-untyped-call]
     return aio.insecure_channel(config.services.address(service), options=options, interceptors=interceptors)

@@ -125,22 +125,27 @@ def _with_request_id(details: aio.ClientCallDetails) -> aio.ClientCallDetails:
     return aio.ClientCallDetails(details.method, details.timeout, metadata, details.credentials, details.wait_for_ready)
 
 
-class RequestIdClientInterceptor(
-    _UnaryUnaryBase,
-    _UnaryStreamBase,
-    _StreamUnaryBase,
-    _StreamStreamBase,
-):
-    """Forwards the caller's request ID on every outgoing RPC."""
-
+# grpc.aio files each interceptor under the first call type it implements, so one class per type.
+class _UnaryUnaryRequestId(_UnaryUnaryBase):
     async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
         return await continuation(_with_request_id(client_call_details), request)
 
+
+class _UnaryStreamRequestId(_UnaryStreamBase):
     async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
         return await continuation(_with_request_id(client_call_details), request)
 
+
+class _StreamUnaryRequestId(_StreamUnaryBase):
     async def intercept_stream_unary(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
         return await continuation(_with_request_id(client_call_details), request_iterator)
 
+
+class _StreamStreamRequestId(_StreamStreamBase):
     async def intercept_stream_stream(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
         return await continuation(_with_request_id(client_call_details), request_iterator)
+
+
+def request_id_interceptors() -> list[Any]:
+    """Client interceptors that forward the caller's request ID on every kind of RPC."""
+    return [_UnaryUnaryRequestId(), _UnaryStreamRequestId(), _StreamUnaryRequestId(), _StreamStreamRequestId()]

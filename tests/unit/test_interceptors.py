@@ -36,6 +36,9 @@ class Schematics(schematic_pb2_grpc.SchematicServiceServicer):
 
 class Builder(builder_pb2_grpc.BuilderServiceServicer):
     async def EnsureAsset(self, request: Any, context: Any) -> AsyncIterator[Any]:
+        if request.path == "echo-request-id":
+            yield builder_pb2.EnsureAssetResponse(progress=common_pb2.BuildProgress(step=request_id_var.get()))
+            return
         yield builder_pb2.EnsureAssetResponse(progress=common_pb2.BuildProgress(step="fetch"))
         raise UpstreamUnavailable("registry ghcr.io is unreachable")
 
@@ -110,3 +113,14 @@ async def test_request_id_travels_from_caller_context(channel: aio.Channel) -> N
     finally:
         request_id_var.reset(token)
     assert reply.id == "req-42"
+
+
+async def test_request_id_travels_on_streaming_calls_too(channel: aio.Channel) -> None:
+    # grpc.aio files a multi-type interceptor under its first type only; streams must get the ID as well.
+    stub: Any = builder_pb2_grpc.BuilderServiceStub(channel)
+    token = request_id_var.set("req-stream")
+    try:
+        replies = [m async for m in stub.EnsureAsset(builder_pb2.EnsureAssetRequest(path="echo-request-id"))]
+    finally:
+        request_id_var.reset(token)
+    assert [m.progress.step for m in replies] == ["req-stream"]
