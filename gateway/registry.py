@@ -15,6 +15,7 @@ import aiohttp
 from aiohttp import web
 
 from gateway.errors import text_error
+from gateway.images import ASSET_KEY_METADATA, routing_key
 from gateway.keys import BACKENDS, CONFIG
 from gateway.registry_routes import Ping, ProxyRoute, SchematicRoute, parse_v2_path, requested_image
 from gateway.streaming import relay
@@ -75,7 +76,9 @@ async def installer_content(request: web.Request, route: SchematicRoute) -> web.
         call = backends.builder.EnsureInstaller(
             builder_pb2.EnsureInstallerRequest(
                 schematic_id=route.schematic, version=route.reference, image_name=route.image
-            )
+            ),
+            # One builder replica owns one installer build (Envoy ring-hash, deploy/envoy).
+            metadata=((ASSET_KEY_METADATA, routing_key(route.schematic, route.reference, route.image)),),
         )
         installer = None
         async for event in call:
