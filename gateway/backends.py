@@ -13,12 +13,13 @@ from imagefactory.v1 import (
     cache_pb2_grpc,
     catalog_pb2_grpc,
     schematic_pb2_grpc,
-    signer_pb2_grpc,
 )
 from services.shared.config import SERVICE_NAMES, Config
 from services.shared.grpc_client import open_channel
 
 READINESS_TIMEOUT_SECONDS = 1.0
+# Every service but the signer: only the builder and the cache may reach it (deploy/k8s NetworkPolicies).
+GATEWAY_PEERS = tuple(name for name in SERVICE_NAMES if name != "signer")
 
 
 @dataclass
@@ -29,7 +30,7 @@ class Backends:
 
     @classmethod
     def connect(cls, config: Config) -> Backends:
-        return cls(channels={name: open_channel(config, name) for name in SERVICE_NAMES})
+        return cls(channels={name: open_channel(config, name) for name in GATEWAY_PEERS})
 
     @property
     def schematic(self) -> schematic_pb2_grpc.SchematicServiceAsyncStub:
@@ -46,10 +47,6 @@ class Backends:
     @property
     def cache(self) -> cache_pb2_grpc.CacheServiceAsyncStub:
         return cache_pb2_grpc.CacheServiceStub(self.channels["cache"])  # type: ignore[return-value]
-
-    @property
-    def signer(self) -> signer_pb2_grpc.SignerServiceAsyncStub:
-        return signer_pb2_grpc.SignerServiceStub(self.channels["signer"])  # type: ignore[return-value]
 
     async def _serving(self, name: str) -> bool:
         stub = health_pb2_grpc.HealthStub(self.channels[name])

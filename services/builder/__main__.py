@@ -60,8 +60,9 @@ async def build(config: Config) -> ServiceSpec:
     assets.prepare()
     # Installer signatures name `<factory host>/<image>/<schematic>`, what clients pull (spec §9.4).
     identity = config.http.external_url.split("://", 1)[-1].rstrip("/")
-    installers = InstallerRegistry(cache, SignerClient(stubs["signer"]), planner, assets, identity)  # type: ignore[arg-type]
-    servicer = BuilderServicer(planner, assets, installers, catalog)
+    signer = SignerClient(stubs["signer"])  # type: ignore[arg-type]
+    installers = InstallerRegistry(cache, signer, planner, assets, identity)
+    servicer = BuilderServicer(planner, assets, installers, catalog, signer)
 
     async def close() -> None:
         await images.close()

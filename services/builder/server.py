@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from imagefactory.v1 import builder_pb2, builder_pb2_grpc, common_pb2
-from services.builder.adapters.services import CatalogClient
+from services.builder.adapters.services import CatalogClient, SignerClient
 from services.builder.getorbuild import AssetBuilder, StoredAsset
 from services.builder.installer_registry import InstallerRegistry
 from services.builder.planning import Planner
@@ -35,8 +35,14 @@ def progress_message(event: Progress) -> common_pb2.BuildProgress:
 
 class BuilderServicer(builder_pb2_grpc.BuilderServiceServicer):
     def __init__(
-        self, planner: Planner, assets: AssetBuilder, installers: InstallerRegistry, catalog: CatalogClient
+        self,
+        planner: Planner,
+        assets: AssetBuilder,
+        installers: InstallerRegistry,
+        catalog: CatalogClient,
+        signer: SignerClient,
     ) -> None:
+        self._signer = signer
         self._planner = planner
         self._assets = assets
         self._installers = installers
@@ -51,6 +57,14 @@ class BuilderServicer(builder_pb2_grpc.BuilderServiceServicer):
                 yield builder_pb2.EnsureAssetResponse(progress=progress_message(event))
             else:
                 yield builder_pb2.EnsureAssetResponse(asset=asset_ref(event))
+
+    async def GetPublicKeys(
+        self, request: builder_pb2.GetPublicKeysRequest, context: Any
+    ) -> builder_pb2.GetPublicKeysResponse:
+        cosign_key, certificate = await self._signer.public_keys()
+        return builder_pb2.GetPublicKeysResponse(
+            cosign_public_key_pem=cosign_key, secureboot_certificate_pem=certificate
+        )
 
     async def EnsureInstaller(
         self, request: builder_pb2.EnsureInstallerRequest, context: Any

@@ -46,6 +46,9 @@ class Builder(builder_pb2_grpc.BuilderServiceServicer):
         raise NotImplementedError
         yield
 
+    async def GetPublicKeys(self, request: Any, context: Any) -> Any:
+        raise NotImplementedError
+
 
 @pytest.fixture
 async def channel() -> AsyncIterator[aio.Channel]:

@@ -193,3 +193,42 @@ class EnsureInstallerResponse(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
 Global___EnsureInstallerResponse: _TypeAlias = EnsureInstallerResponse  # noqa: Y015
+
+@_typing.final
+class GetPublicKeysRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPublicKeysRequest: _TypeAlias = GetPublicKeysRequest  # noqa: Y015
+
+@_typing.final
+class GetPublicKeysResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COSIGN_PUBLIC_KEY_PEM_FIELD_NUMBER: _builtins.int
+    SECUREBOOT_CERTIFICATE_PEM_FIELD_NUMBER: _builtins.int
+    cosign_public_key_pem: _builtins.str
+    """The cosign verification key (PEM), as served at /oci/cosign/signing-key.pub."""
+    secureboot_certificate_pem: _builtins.str
+    """The Secure Boot signing certificate (PEM), as served at /secureboot/signing-cert.pem."""
+    def __init__(
+        self,
+        *,
+        cosign_public_key_pem: _builtins.str = ...,
+        secureboot_certificate_pem: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cosign_public_key_pem", b"cosign_public_key_pem", "secureboot_certificate_pem", b"secureboot_certificate_pem"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPublicKeysResponse: _TypeAlias = GetPublicKeysResponse  # noqa: Y015

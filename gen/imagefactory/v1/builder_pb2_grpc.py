@@ -45,6 +45,11 @@ class BuilderServiceStub:
                 request_serializer=imagefactory_dot_v1_dot_builder__pb2.EnsureInstallerRequest.SerializeToString,
                 response_deserializer=imagefactory_dot_v1_dot_builder__pb2.EnsureInstallerResponse.FromString,
                 _registered_method=True)
+        self.GetPublicKeys = channel.unary_unary(
+                '/imagefactory.v1.BuilderService/GetPublicKeys',
+                request_serializer=imagefactory_dot_v1_dot_builder__pb2.GetPublicKeysRequest.SerializeToString,
+                response_deserializer=imagefactory_dot_v1_dot_builder__pb2.GetPublicKeysResponse.FromString,
+                _registered_method=True)
 
 
 class BuilderServiceServicer:
@@ -65,6 +70,14 @@ class BuilderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPublicKeys(self, request, context):
+        """The public halves of the keys the factory signs with (cosign key, Secure Boot certificate), for the
+        gateway: only the builder and the cache may talk to the signer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BuilderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +90,11 @@ def add_BuilderServiceServicer_to_server(servicer, server):
                     servicer.EnsureInstaller,
                     request_deserializer=imagefactory_dot_v1_dot_builder__pb2.EnsureInstallerRequest.FromString,
                     response_serializer=imagefactory_dot_v1_dot_builder__pb2.EnsureInstallerResponse.SerializeToString,
+            ),
+            'GetPublicKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPublicKeys,
+                    request_deserializer=imagefactory_dot_v1_dot_builder__pb2.GetPublicKeysRequest.FromString,
+                    response_serializer=imagefactory_dot_v1_dot_builder__pb2.GetPublicKeysResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -134,6 +152,33 @@ class BuilderService:
             '/imagefactory.v1.BuilderService/EnsureInstaller',
             imagefactory_dot_v1_dot_builder__pb2.EnsureInstallerRequest.SerializeToString,
             imagefactory_dot_v1_dot_builder__pb2.EnsureInstallerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPublicKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagefactory.v1.BuilderService/GetPublicKeys',
+            imagefactory_dot_v1_dot_builder__pb2.GetPublicKeysRequest.SerializeToString,
+            imagefactory_dot_v1_dot_builder__pb2.GetPublicKeysResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,6 +37,10 @@ class BuilderServiceStub:
     """Stream progress events, then exactly one asset reference (the last message)."""
     EnsureInstaller: _grpc.UnaryStreamMultiCallable[_builder_pb2.EnsureInstallerRequest, _builder_pb2.EnsureInstallerResponse]
     """Build (or find) the installer image for a schematic and version; progress then the index."""
+    GetPublicKeys: _grpc.UnaryUnaryMultiCallable[_builder_pb2.GetPublicKeysRequest, _builder_pb2.GetPublicKeysResponse]
+    """The public halves of the keys the factory signs with (cosign key, Secure Boot certificate), for the
+    gateway: only the builder and the cache may talk to the signer.
+    """
 
 @_typing.type_check_only
 class BuilderServiceAsyncStub(BuilderServiceStub):
@@ -47,6 +51,10 @@ class BuilderServiceAsyncStub(BuilderServiceStub):
     """Stream progress events, then exactly one asset reference (the last message)."""
     EnsureInstaller: _aio.UnaryStreamMultiCallable[_builder_pb2.EnsureInstallerRequest, _builder_pb2.EnsureInstallerResponse]  # type: ignore[assignment]
     """Build (or find) the installer image for a schematic and version; progress then the index."""
+    GetPublicKeys: _aio.UnaryUnaryMultiCallable[_builder_pb2.GetPublicKeysRequest, _builder_pb2.GetPublicKeysResponse]  # type: ignore[assignment]
+    """The public halves of the keys the factory signs with (cosign key, Secure Boot certificate), for the
+    gateway: only the builder and the cache may talk to the signer.
+    """
 
 class BuilderServiceServicer(metaclass=_abc_1.ABCMeta):
     """Turns (schematic, Talos version, output path) into bytes in the cache: get or build."""
@@ -66,5 +74,15 @@ class BuilderServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_builder_pb2.EnsureInstallerResponse], _abc.AsyncIterator[_builder_pb2.EnsureInstallerResponse]]:
         """Build (or find) the installer image for a schematic and version; progress then the index."""
+
+    @_abc_1.abstractmethod
+    def GetPublicKeys(
+        self,
+        request: _builder_pb2.GetPublicKeysRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_builder_pb2.GetPublicKeysResponse, _abc.Awaitable[_builder_pb2.GetPublicKeysResponse]]:
+        """The public halves of the keys the factory signs with (cosign key, Secure Boot certificate), for the
+        gateway: only the builder and the cache may talk to the signer.
+        """
 
 def add_BuilderServiceServicer_to_server(servicer: BuilderServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -105,6 +105,12 @@ class SignerClient:
         )
         return reply.payload, reply.signature_base64
 
+    async def public_keys(self) -> tuple[str, str]:
+        """(cosign public key PEM, Secure Boot certificate PEM)."""
+        key = await self._stub.GetPublicKey(signer_pb2.GetPublicKeyRequest())
+        cert = await self._stub.GetSecureBootCertificate(signer_pb2.GetSecureBootCertificateRequest())
+        return key.public_key_pem, cert.certificate_pem
+
     async def verify(self, payload: bytes, signature_b64: str, digest: str) -> bool:
         reply = await self._stub.VerifyCosign(
             signer_pb2.VerifyCosignRequest(payload=payload, signature_base64=signature_b64, expected_digest=digest)
