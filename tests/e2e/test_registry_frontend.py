@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import time
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from services.mesh.supervisor import Mesh
 from tests.e2e.conftest import http_get
 from tests.e2e.test_boot_initramfs import create_schematic
+from tests.e2e.test_images import metric
 from tests.support.cosign_cli import cosign_verify
 
 pytestmark = [pytest.mark.e2e, pytest.mark.registry]
@@ -85,3 +88,22 @@ def test_a_tag_whose_signature_is_gone_is_rebuilt_not_served(demo_mesh: Mesh) ->
     assert again.stdout == first.stdout  # rebuilt (deterministically) and signed again
     key_signed = list((demo_mesh.config.state_dir / "cache").rglob("meta.json"))
     assert any(b'"file_name":"signature"' in m.read_bytes() for m in key_signed)
+
+
+async def test_concurrent_pulls_of_a_cold_image_build_it_once(demo_mesh: Mesh) -> None:
+    """Five clients pull the same unbuilt installer at once: one build per arch, the same index for all."""
+    sid = create_schematic(demo_mesh, b"customization:\n  extraKernelArgs: [five.pullers=1]\n")
+    before = metric(demo_mesh, "builder", "image_factory_assets_built_total", '{output_kind="installer"}')
+    url = f"{demo_mesh.url}/v2/metal-installer/{sid}/manifests/v1.12.1"
+    async with aiohttp.ClientSession() as session:
+
+        async def pull() -> tuple[int, str]:
+            async with session.get(url, headers={"Accept": "application/vnd.oci.image.index.v1+json"}) as reply:
+                await reply.read()
+                return reply.status, reply.headers["Docker-Content-Digest"]
+
+        results = await asyncio.gather(*(pull() for _ in range(5)))
+    assert {status for status, _ in results} == {200}
+    assert len({digest for _, digest in results}) == 1
+    after = metric(demo_mesh, "builder", "image_factory_assets_built_total", '{output_kind="installer"}')
+    assert after - before == 2  # amd64 and arm64, once each
