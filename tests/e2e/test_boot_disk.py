@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import lzma
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,28 @@ def test_metal_raw_boots(metal_raw: tuple[str, Path], firmware: str, tmp_path: P
     report = BootReport.parse(result.serial, result.duration)
     assert report.schematic == sid
     assert report.cmdline is not None and "demo.marker=booted-by-factory" in report.cmdline
+
+
+def test_platform_default_images_pass_structural_checks(demo_mesh: Mesh, tmp_path: Path) -> None:
+    """Default disk paths of a few cloud platforms (spec §3.1), checked with the tools that consume them."""
+    sid = create_schematic(demo_mesh, b"customization: {}\n")
+    base = f"{demo_mesh.url}/image/{sid}/v1.12.1"
+
+    qcow2 = download(f"{base}/oracle-amd64.qcow2", tmp_path / "oracle.qcow2")
+    info = json.loads(
+        subprocess.run(
+            ["qemu-img", "info", "-f", "qcow2", "--output=json", str(qcow2)], capture_output=True, check=True
+        ).stdout
+    )
+    assert info["format"] == "qcow2" and info["cluster-size"] == 8192
+    assert subprocess.run(["qemu-img", "check", "-f", "qcow2", str(qcow2)], capture_output=True).returncode == 0
+
+    ova = download(f"{base}/vmware-amd64.ova", tmp_path / "vmware.ova")
+    with tarfile.open(ova) as archive:
+        names = archive.getnames()
+        assert names[0].endswith(".ovf") and any(n.endswith(".mf") for n in names)
+        assert any(n.endswith(".vmdk") for n in names)
+
+    gcp = download(f"{base}/gcp-amd64.raw.tar.gz", tmp_path / "gcp.raw.tar.gz")
+    with tarfile.open(gcp, "r:gz") as archive:
+        assert archive.getnames() == ["disk.raw"]
