@@ -18,13 +18,13 @@ from typing import Any
 
 from services.shared.oci import RegistryClient, digest_of, signature_tag
 from services.shared.oci import media_types as mt
+from services.shared.oci.cosign import signature_manifest
 from services.signer.cosign import sign_cosign
 from services.signer.keys import CosignKey
 
 from .layers import Layer
 from .model import PublishedImage, rfc3339
 
-COSIGN_SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 _CREATED_BY = "devtools.demo_release"
 
 
@@ -121,19 +121,5 @@ class Publisher:
         )
         await self.client.push_blob(repo, config)
         await self.client.push_blob(repo, payload)
-        manifest = canonical_json(
-            {
-                "schemaVersion": 2,
-                "mediaType": mt.OCI_MANIFEST,
-                "config": {"mediaType": mt.OCI_CONFIG, "digest": digest_of(config), "size": len(config)},
-                "layers": [
-                    {
-                        "mediaType": mt.COSIGN_SIMPLE_SIGNING,
-                        "digest": digest_of(payload),
-                        "size": len(payload),
-                        "annotations": {COSIGN_SIGNATURE_ANNOTATION: signature},
-                    }
-                ],
-            }
-        )
+        manifest = signature_manifest(config, payload, signature)
         await self.client.put_manifest(repo, signature_tag(digest), manifest, mt.OCI_MANIFEST)

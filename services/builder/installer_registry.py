@@ -25,10 +25,10 @@ from services.builder.profile import parse_installer_image
 from services.shared.errors import NotFound, VerificationFailed
 from services.shared.oci import Descriptor, Platform, digest_of, index_bytes
 from services.shared.oci import media_types as mt
+from services.shared.oci.cosign import SIGNATURE_ANNOTATION, signature_manifest
 from services.shared.singleflight import SingleFlight
 
 ARCHES = ("amd64", "arm64")  # always both, as the reference does (spec §9.2 step 7)
-COSIGN_SIGNATURE = "dev.cosignproject.cosign/signature"
 EMPTY_CONFIG = b"{}"
 
 
@@ -168,22 +168,7 @@ class InstallerRegistry:
         payload, signature = await self._signer.sign(f"{self._identity}/{repository}", digest)
         await self._store.put_bytes(content_key(digest_of(payload)), mt.COSIGN_SIMPLE_SIGNING, "payload", payload)
         await self._store.put_bytes(content_key(digest_of(EMPTY_CONFIG)), mt.OCI_CONFIG, "config", EMPTY_CONFIG)
-        manifest = json.dumps(
-            {
-                "schemaVersion": 2,
-                "mediaType": mt.OCI_MANIFEST,
-                "config": {"mediaType": mt.OCI_CONFIG, "digest": digest_of(EMPTY_CONFIG), "size": len(EMPTY_CONFIG)},
-                "layers": [
-                    {
-                        "mediaType": mt.COSIGN_SIMPLE_SIGNING,
-                        "digest": digest_of(payload),
-                        "size": len(payload),
-                        "annotations": {COSIGN_SIGNATURE: signature},
-                    }
-                ],
-            },
-            separators=(",", ":"),
-        ).encode()
+        manifest = signature_manifest(EMPTY_CONFIG, payload, signature)
         sig_digest = digest_of(manifest)
         await self._store.put_bytes(content_key(sig_digest), mt.OCI_MANIFEST, "signature", manifest)
         record = _record(PublishedIndex(sig_digest, len(manifest), mt.OCI_MANIFEST, ()))
@@ -204,7 +189,7 @@ class InstallerRegistry:
             payload = await self._store.get_bytes(content_key(layer["digest"]))
             if payload is None:
                 return False
-            return await self._signer.verify(payload[0], layer["annotations"][COSIGN_SIGNATURE], digest)
+            return await self._signer.verify(payload[0], layer["annotations"][SIGNATURE_ANNOTATION], digest)
         except (KeyError, IndexError, ValueError, NotFound):
             return False
 

@@ -30,6 +30,7 @@ from services.cache.verified_files import VerifiedFiles
 from services.shared.errors import NotFound, OutOfRange, VerificationFailed
 from services.shared.oci import AccessDenied, Manifest, RegistryClient, digest_of, signature_tag
 from services.shared.oci import media_types as mt
+from services.shared.oci.cosign import SIGNATURE_ANNOTATION, signature_manifest
 from services.shared.streams import read_chunks
 
 ASSET_LAYER = mt.APPLICATION_DATA
@@ -37,7 +38,6 @@ ANNOTATION_KEY = "dev.image-factory.asset.key"
 ANNOTATION_MEDIA_TYPE = "dev.image-factory.asset.media-type"
 ANNOTATION_TITLE = "org.opencontainers.image.title"
 ANNOTATION_CREATED = "org.opencontainers.image.created"
-COSIGN_SIGNATURE = "dev.cosignproject.cosign/signature"
 
 
 def _json(value: Any) -> bytes:
@@ -128,21 +128,7 @@ class RegistryStore:
         config = _json({"architecture": "", "os": "", "created": _created(created), "rootfs": {"type": "layers"}})
         await self._client.push_blob(self._repo, config)
         await self._client.push_blob(self._repo, signature.payload)
-        manifest = _json(
-            {
-                "schemaVersion": 2,
-                "mediaType": mt.OCI_MANIFEST,
-                "config": {"mediaType": mt.OCI_CONFIG, "digest": digest_of(config), "size": len(config)},
-                "layers": [
-                    {
-                        "mediaType": mt.COSIGN_SIMPLE_SIGNING,
-                        "digest": digest_of(signature.payload),
-                        "size": len(signature.payload),
-                        "annotations": {COSIGN_SIGNATURE: signature.signature_base64},
-                    }
-                ],
-            }
-        )
+        manifest = signature_manifest(config, signature.payload, signature.signature_base64)
         await self._client.put_manifest(self._repo, signature_tag(manifest_digest), manifest, mt.OCI_MANIFEST)
 
     # --- stat and read ------------------------------------------------------------------------
@@ -172,7 +158,7 @@ class RegistryStore:
         layers = sig_manifest.layers()
         if len(layers) != 1 or layers[0].media_type != mt.COSIGN_SIMPLE_SIGNING:
             return "signature manifest must have exactly one simple-signing layer"
-        signature_b64 = (layers[0].annotations or {}).get(COSIGN_SIGNATURE)
+        signature_b64 = (layers[0].annotations or {}).get(SIGNATURE_ANNOTATION)
         if not signature_b64:
             return "signature annotation missing"
         payload = await self._client.get_blob(self._repo, layers[0].digest)
