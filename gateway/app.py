@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from gateway import http_api, images, meta_api, public_keys, registry
+from gateway import cache_files, http_api, images, meta_api, public_keys, registry
 from gateway.backends import Backends
 from gateway.keys import BACKENDS, CONFIG
 from gateway.middleware import add_headers_on_prepare, request_context
@@ -34,6 +34,7 @@ def create_app(config: Config, backends: Backends | None = None) -> web.Applicat
 
     app.cleanup_ctx.append(grpc_clients)
     app.on_response_prepare.append(_stamp)
+    cache_files.register(app)
     http_api.register(app)
     public_keys.register(app)
     meta_api.register(app)

@@ -11,10 +11,10 @@ import logging
 
 from aiohttp import web
 
+from gateway.cache_files import send_cached
 from gateway.errors import text_error
 from gateway.http_headers import RangeNotSatisfiable, content_disposition, parse_range
 from gateway.keys import BACKENDS, CONFIG
-from gateway.streaming import relay
 from imagefactory.v1 import builder_pb2, cache_pb2, common_pb2
 from services.shared.errors import FactoryError
 
@@ -78,8 +78,7 @@ async def image(request: web.Request) -> web.StreamResponse:
     headers["Content-Length"] = str(length)
     if request.method == "HEAD" or length == 0:
         return web.Response(status=status, headers=headers)
-    call = request.app[BACKENDS].cache.Read(cache_pb2.ReadRequest(key=asset.key, offset=offset, length=length))
-    return await relay(request, call, lambda _: headers, status=status)
+    return await send_cached(request, asset.key, lambda _: headers, status=status, offset=offset, length=length)
 
 
 STANDARD_IPXE = "#!ipxe\n\nimgfree\nkernel {kernel} {cmdline}\ninitrd {initramfs}\nboot\n"

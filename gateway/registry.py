@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from typing import Any
 
 import aiohttp
 from aiohttp import web
 
+from gateway.cache_files import send_cached
 from gateway.errors import text_error
 from gateway.images import ASSET_KEY_METADATA, routing_key
 from gateway.keys import BACKENDS, CONFIG
 from gateway.registry_routes import Ping, ProxyRoute, SchematicRoute, parse_v2_path, requested_image
-from gateway.streaming import relay
-from imagefactory.v1 import builder_pb2, cache_pb2, schematic_pb2
+from imagefactory.v1 import builder_pb2, common_pb2, schematic_pb2
 from services.shared.config import ArtifactsConfig
 from services.shared.errors import FactoryError
 from services.shared.oci import digest_of, index_bytes
@@ -94,15 +93,13 @@ async def installer_content(request: web.Request, route: SchematicRoute) -> web.
 
 async def serve_content(request: web.Request, digest: str) -> web.StreamResponse:
     """Bytes stored under their digest; anything whose recorded digest differs is not ours to serve."""
-    call = request.app[BACKENDS].cache.Read(cache_pb2.ReadRequest(key=digest.removeprefix("sha256:")))
 
-    def headers(first: Any) -> dict[str, str]:
-        asset = first.asset if first is not None else None
-        if asset is None or asset.digest != digest:
+    def headers(asset: common_pb2.AssetRef) -> dict[str, str]:
+        if asset.digest != digest:
             raise web.HTTPNotFound(text=f"blob unknown: {digest}")
         return content_headers(asset.media_type, digest, asset.size)
 
-    return await relay(request, call, headers)
+    return await send_cached(request, digest.removeprefix("sha256:"), headers)
 
 
 def content_headers(media_type: str, digest: str, size: int) -> dict[str, str]:

@@ -3,7 +3,7 @@
 # Messages + gRPC stubs from grpcio-tools, typed .pyi stubs from mypy-protobuf.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-out=${1:-$root/gen}
+out=$(realpath -m "${1:-$root/gen}")  # absolute: the generator runs from protos/
 venv_bin=${VENV_BIN:-$root/.venv/bin}
 mkdir -p "$out"
 cd "$root/protos"

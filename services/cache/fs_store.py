@@ -23,10 +23,19 @@ from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 from typing import NoReturn
 
-from services.cache.model import AssetMeta, PutRequest, Signature, SizeLimit, check_key, received_meta
+from services.cache.model import (
+    AssetMeta,
+    LocatedBlob,
+    PutRequest,
+    Signature,
+    SizeLimit,
+    byte_span,
+    check_key,
+    received_meta,
+)
 from services.cache.signing import Signer, refuse, sign_meta
 from services.cache.verified_files import VerifiedFiles
-from services.shared.errors import NotFound, OutOfRange
+from services.shared.errors import NotFound
 from services.shared.streams import read_chunks
 
 # The identity written into the cosign payloads of this store (a name, not a pullable image).
@@ -154,13 +163,17 @@ class FilesystemStore:
             await asyncio.to_thread(shutil.rmtree, doomed, True)
         raise NotFound(f"asset {key} not found")
 
+    async def locate(self, key: str) -> LocatedBlob:
+        """Verify the asset, its blob's size and SHA-256 included; NotFound for anything that does not."""
+        meta = await self.stat(key)
+        blob = self._dir(key) / "blob"
+        problem, ident = await asyncio.to_thread(self._verified.check, blob, meta.size, meta.digest)
+        if problem is not None or ident is None:
+            await self._quarantine(key, "blob", problem or "blob missing")
+        return LocatedBlob(meta, blob.absolute(), ident)
+
     async def read(self, key: str, offset: int = 0, length: int = 0) -> tuple[AssetMeta, AsyncIterator[bytes]]:
         """Verify, then stream `length` bytes from `offset` (0 = to the end)."""
-        meta = await self.stat(key)
-        problem = await asyncio.to_thread(self._verified.problem, self._dir(key) / "blob", meta.size, meta.digest)
-        if problem is not None:
-            await self._quarantine(key, "blob", problem)
-        if offset < 0 or length < 0 or offset > meta.size or (offset == meta.size and meta.size > 0):
-            raise OutOfRange(f"range {offset}+{length} is outside asset {key} of {meta.size} bytes")
-        span = meta.size - offset if length == 0 else min(length, meta.size - offset)
-        return meta, read_chunks(self._dir(key) / "blob", offset=offset, length=span)
+        located = await self.locate(key)
+        span = byte_span(located.meta, offset, length)
+        return located.meta, read_chunks(located.path, offset=offset, length=span)

@@ -8,8 +8,10 @@ import re
 import time
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
-from services.shared.errors import InvalidArgument, PayloadTooLarge
+from services.cache.verified_files import FileIdentity
+from services.shared.errors import InvalidArgument, OutOfRange, PayloadTooLarge
 
 # Keys are hex hashes (builder asset keys, digests); anything else could escape the store's directory.
 _KEY = re.compile(r"^[0-9a-f]{16,128}$")
@@ -109,3 +111,19 @@ class Signature:
     def from_json(cls, data: bytes) -> Signature:
         raw = json.loads(data)
         return cls(payload=str(raw["payload"]).encode(), signature_base64=str(raw["signature"]))
+
+
+@dataclass(frozen=True)
+class LocatedBlob:
+    """A verified asset and the local file holding its bytes, as that file was when it was checked."""
+
+    meta: AssetMeta
+    path: Path
+    identity: FileIdentity
+
+
+def byte_span(meta: AssetMeta, offset: int, length: int) -> int:
+    """How many bytes a read of `length` (0 = to the end) from `offset` returns; OutOfRange if none can."""
+    if offset < 0 or length < 0 or offset > meta.size or (offset == meta.size and meta.size > 0):
+        raise OutOfRange(f"range {offset}+{length} is outside asset {meta.key} of {meta.size} bytes")
+    return meta.size - offset if length == 0 else min(length, meta.size - offset)

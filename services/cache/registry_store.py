@@ -24,10 +24,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from services.cache.model import AssetMeta, PutRequest, Signature, SizeLimit, check_key, received_meta
+from services.cache.model import (
+    AssetMeta,
+    LocatedBlob,
+    PutRequest,
+    Signature,
+    SizeLimit,
+    byte_span,
+    check_key,
+    received_meta,
+)
 from services.cache.signing import Signer, refuse
-from services.cache.verified_files import VerifiedFiles
-from services.shared.errors import NotFound, OutOfRange, VerificationFailed
+from services.cache.verified_files import FileIdentity, VerifiedFiles
+from services.shared.errors import NotFound, VerificationFailed
 from services.shared.oci import AccessDenied, Manifest, RegistryClient, digest_of, signature_tag
 from services.shared.oci import media_types as mt
 from services.shared.oci.cosign import SIGNATURE_ANNOTATION, signature_manifest
@@ -186,21 +195,25 @@ class RegistryStore:
             await self._client.delete_manifest(self._repo, manifest_digest)
         raise NotFound(f"asset {key} not found")
 
-    async def read(self, key: str, offset: int = 0, length: int = 0) -> tuple[AssetMeta, AsyncIterator[bytes]]:
+    async def locate(self, key: str) -> LocatedBlob:
+        """Verify the asset and return its blob's verified local copy (downloaded once into the spool)."""
         meta = await self.stat(key)
-        if offset < 0 or length < 0 or offset > meta.size or (offset == meta.size and meta.size > 0):
-            raise OutOfRange(f"range {offset}+{length} is outside asset {key} of {meta.size} bytes")
-        path = await self._spooled(meta)
-        span = meta.size - offset if length == 0 else min(length, meta.size - offset)
-        return meta, read_chunks(path, offset=offset, length=span)
+        path, ident = await self._spooled(meta)
+        return LocatedBlob(meta, path.absolute(), ident)
 
-    async def _spooled(self, meta: AssetMeta) -> Path:
+    async def read(self, key: str, offset: int = 0, length: int = 0) -> tuple[AssetMeta, AsyncIterator[bytes]]:
+        located = await self.locate(key)
+        span = byte_span(located.meta, offset, length)
+        return located.meta, read_chunks(located.path, offset=offset, length=span)
+
+    async def _spooled(self, meta: AssetMeta) -> tuple[Path, FileIdentity]:
         """The verified local copy of the asset's blob, downloading it once (single-flight per digest)."""
         path = self._spool / meta.digest.removeprefix("sha256:")
         lock = self._spooling.setdefault(meta.digest, asyncio.Lock())
         async with lock:
-            if await asyncio.to_thread(self._verified.problem, path, meta.size, meta.digest) is None:
-                return path
+            problem, ident = await asyncio.to_thread(self._verified.check, path, meta.size, meta.digest)
+            if problem is None and ident is not None:
+                return path, ident
             partial = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
             try:
                 await self._download(meta, partial)
@@ -211,7 +224,10 @@ class RegistryStore:
                 await self._quarantine_by_key(meta.key, "blob", exc.message)
             finally:
                 partial.unlink(missing_ok=True)  # gone already after a successful rename
-            return path
+            problem, ident = await asyncio.to_thread(self._verified.check, path, meta.size, meta.digest)
+            if problem is not None or ident is None:
+                await self._quarantine_by_key(meta.key, "blob", problem or "blob missing")
+            return path, ident
 
     async def _download(self, meta: AssetMeta, partial: Path) -> None:
         handle = await asyncio.to_thread(partial.open, "wb")

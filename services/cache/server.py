@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from imagefactory.v1 import cache_pb2, cache_pb2_grpc, common_pb2
-from services.cache.model import AssetMeta, PutRequest
+from services.cache.model import AssetMeta, LocatedBlob, PutRequest
 from services.shared.errors import InvalidArgument
 
 
@@ -16,6 +16,8 @@ class AssetStore(Protocol):
     async def read(self, key: str, offset: int = 0, length: int = 0) -> tuple[AssetMeta, AsyncIterator[bytes]]: ...
 
     async def put(self, request: PutRequest, chunks: AsyncIterator[bytes]) -> AssetMeta: ...
+
+    async def locate(self, key: str) -> LocatedBlob: ...
 
 
 def asset_ref(meta: AssetMeta) -> common_pb2.AssetRef:
@@ -44,6 +46,17 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
             first = False
         if first:  # an empty asset still announces its metadata
             yield cache_pb2.ReadResponse(asset=asset_ref(meta))
+
+    async def Locate(self, request: cache_pb2.LocateRequest, context: Any) -> cache_pb2.LocateResponse:
+        located = await self._store.locate(request.key)
+        device, inode, size, mtime_ns, ctime_ns = located.identity
+        return cache_pb2.LocateResponse(
+            asset=asset_ref(located.meta),
+            path=str(located.path),
+            identity=cache_pb2.FileIdentity(
+                device=device, inode=inode, size=size, mtime_ns=mtime_ns, ctime_ns=ctime_ns
+            ),
+        )
 
     async def Put(self, request_iterator: AsyncIterator[cache_pb2.PutRequest], context: Any) -> cache_pb2.PutResponse:
         iterator = request_iterator.__aiter__()

@@ -77,6 +77,9 @@ class HttpConfig:
     external_pxe_url: str = ""  # empty: same as external_url
     allowed_origins: tuple[str, ...] = ("*",)
     max_body_bytes: int = 1024 * 1024
+    # Send cached assets straight from the cache's files with sendfile(2) when this process can open
+    # them (same machine or a shared volume); otherwise, and when false, they stream over gRPC.
+    send_cache_files: bool = True
 
     def __post_init__(self) -> None:
         check_address("http.listen", self.listen)

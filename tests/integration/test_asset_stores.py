@@ -20,8 +20,9 @@ import pytest
 from prometheus_client import REGISTRY
 
 from services.cache.fs_store import INCOMING, FilesystemStore
-from services.cache.model import AssetMeta, PutRequest
+from services.cache.model import AssetMeta, LocatedBlob, PutRequest
 from services.cache.registry_store import RegistryStore
+from services.cache.verified_files import identity
 from services.shared.errors import InvalidArgument, NotFound, OutOfRange, PayloadTooLarge
 from services.shared.oci import RegistryClient, signature_tag
 from tests.support.local_signer import LocalSigner
@@ -35,6 +36,7 @@ class Store(Protocol):
     async def put(self, request: PutRequest, chunks: Any) -> AssetMeta: ...
     async def stat(self, key: str) -> AssetMeta: ...
     async def read(self, key: str, offset: int = 0, length: int = 0) -> tuple[AssetMeta, AsyncIterator[bytes]]: ...
+    async def locate(self, key: str) -> LocatedBlob: ...
 
 
 class Backend(Protocol):
@@ -198,6 +200,17 @@ async def test_range_reads(backend: Backend, offset: int, length: int) -> None:
     await put(backend.store, data)
     end = len(data) if length == 0 else offset + length
     assert await read_all(backend.store, offset=offset, length=length) == data[offset:end]
+
+
+async def test_locate_gives_a_verified_local_file(backend: Backend) -> None:
+    data = os.urandom(100_000)
+    meta = await put(backend.store, data)
+    located = await backend.store.locate(KEY)
+    assert located.meta == meta
+    assert await asyncio.to_thread(located.path.read_bytes) == data
+    assert located.identity == await asyncio.to_thread(identity, located.path)
+    with pytest.raises(NotFound):
+        await backend.store.locate("f" * 64)
 
 
 async def test_range_outside_the_asset(backend: Backend) -> None:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from imagefactory.v1 import common_pb2 as imagefactory_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bimagefactory/v1/cache.proto\x12\x0fimagefactory.v1\x1a\x1cimagefactory/v1/common.proto\"\x1a\n\x0bStatRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"8\n\x0cStatResponse\x12(\n\x05\x61sset\x18\x01 \x01(\x0b\x32\x19.imagefactory.v1.AssetRef\":\n\x0bReadRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x0e\n\x06length\x18\x03 \x01(\x03\"F\n\x0cReadResponse\x12(\n\x05\x61sset\x18\x01 \x01(\x0b\x32\x19.imagefactory.v1.AssetRef\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"M\n\tPutHeader\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x12\n\nmedia_type\x18\x02 \x01(\t\x12\x11\n\tfile_name\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x03\"R\n\nPutRequest\x12,\n\x06header\x18\x01 \x01(\x0b\x32\x1a.imagefactory.v1.PutHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"7\n\x0bPutResponse\x12(\n\x05\x61sset\x18\x01 \x01(\x0b\x32\x19.imagefactory.v1.AssetRef2\xde\x01\n\x0c\x43\x61\x63heService\x12\x43\n\x04Stat\x12\x1c.imagefactory.v1.StatRequest\x1a\x1d.imagefactory.v1.StatResponse\x12\x45\n\x04Read\x12\x1c.imagefactory.v1.ReadRequest\x1a\x1d.imagefactory.v1.ReadResponse0\x01\x12\x42\n\x03Put\x12\x1b.imagefactory.v1.PutRequest\x1a\x1c.imagefactory.v1.PutResponse(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bimagefactory/v1/cache.proto\x12\x0fimagefactory.v1\x1a\x1cimagefactory/v1/common.proto\"\x1a\n\x0bStatRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"8\n\x0cStatResponse\x12(\n\x05\x61sset\x18\x01 \x01(\x0b\x32\x19.imagefactory.v1.AssetRef\":\n\x0bReadRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x0e\n\x06length\x18\x03 \x01(\x03\"F\n\x0cReadResponse\x12(\n\x05\x61sset\x18\x01 \x01(\x0b\x32\x19.imagefactory.v1.AssetRef\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"M\n\tPutHeader\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x12\n\nmedia_type\x18\x02 \x01(\t\x12\x11\n\tfile_name\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x03\"R\n\nPutRequest\x12,\n\x06header\x18\x01 \x01(\x0b\x32\x1a.imagefactory.v1.PutHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"7\n\x0bPutResponse\x12(\n\x05\x61sset\x18\x01 \x01(\x0b\x32\x19.imagefactory.v1.AssetRef\"\x1c\n\rLocateRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"_\n\x0c\x46ileIdentity\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\x04\x12\r\n\x05inode\x18\x02 \x01(\x04\x12\x0c\n\x04size\x18\x03 \x01(\x03\x12\x10\n\x08mtime_ns\x18\x04 \x01(\x03\x12\x10\n\x08\x63time_ns\x18\x05 \x01(\x03\"y\n\x0eLocateResponse\x12(\n\x05\x61sset\x18\x01 \x01(\x0b\x32\x19.imagefactory.v1.AssetRef\x12\x0c\n\x04path\x18\x02 \x01(\t\x12/\n\x08identity\x18\x03 \x01(\x0b\x32\x1d.imagefactory.v1.FileIdentity2\xa9\x02\n\x0c\x43\x61\x63heService\x12\x43\n\x04Stat\x12\x1c.imagefactory.v1.StatRequest\x1a\x1d.imagefactory.v1.StatResponse\x12\x45\n\x04Read\x12\x1c.imagefactory.v1.ReadRequest\x1a\x1d.imagefactory.v1.ReadResponse0\x01\x12\x42\n\x03Put\x12\x1b.imagefactory.v1.PutRequest\x1a\x1c.imagefactory.v1.PutResponse(\x01\x12I\n\x06Locate\x12\x1e.imagefactory.v1.LocateRequest\x1a\x1f.imagefactory.v1.LocateResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,6 +46,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PUTREQUEST']._serialized_end=457
   _globals['_PUTRESPONSE']._serialized_start=459
   _globals['_PUTRESPONSE']._serialized_end=514
-  _globals['_CACHESERVICE']._serialized_start=517
-  _globals['_CACHESERVICE']._serialized_end=739
+  _globals['_LOCATEREQUEST']._serialized_start=516
+  _globals['_LOCATEREQUEST']._serialized_end=544
+  _globals['_FILEIDENTITY']._serialized_start=546
+  _globals['_FILEIDENTITY']._serialized_end=641
+  _globals['_LOCATERESPONSE']._serialized_start=643
+  _globals['_LOCATERESPONSE']._serialized_end=764
+  _globals['_CACHESERVICE']._serialized_start=767
+  _globals['_CACHESERVICE']._serialized_end=1064
 # @@protoc_insertion_point(module_scope)

@@ -50,6 +50,11 @@ class CacheServiceStub:
                 request_serializer=imagefactory_dot_v1_dot_cache__pb2.PutRequest.SerializeToString,
                 response_deserializer=imagefactory_dot_v1_dot_cache__pb2.PutResponse.FromString,
                 _registered_method=True)
+        self.Locate = channel.unary_unary(
+                '/imagefactory.v1.CacheService/Locate',
+                request_serializer=imagefactory_dot_v1_dot_cache__pb2.LocateRequest.SerializeToString,
+                response_deserializer=imagefactory_dot_v1_dot_cache__pb2.LocateResponse.FromString,
+                _registered_method=True)
 
 
 class CacheServiceServicer:
@@ -77,6 +82,14 @@ class CacheServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Locate(self, request, context):
+        """Verify an asset as Read does and tell where its verified bytes lie on the cache's local disk, so a
+        process sharing that disk can send them with sendfile(2) instead of streaming them over gRPC.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CacheServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -94,6 +107,11 @@ def add_CacheServiceServicer_to_server(servicer, server):
                     servicer.Put,
                     request_deserializer=imagefactory_dot_v1_dot_cache__pb2.PutRequest.FromString,
                     response_serializer=imagefactory_dot_v1_dot_cache__pb2.PutResponse.SerializeToString,
+            ),
+            'Locate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Locate,
+                    request_deserializer=imagefactory_dot_v1_dot_cache__pb2.LocateRequest.FromString,
+                    response_serializer=imagefactory_dot_v1_dot_cache__pb2.LocateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -178,6 +196,33 @@ class CacheService:
             '/imagefactory.v1.CacheService/Put',
             imagefactory_dot_v1_dot_cache__pb2.PutRequest.SerializeToString,
             imagefactory_dot_v1_dot_cache__pb2.PutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Locate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagefactory.v1.CacheService/Locate',
+            imagefactory_dot_v1_dot_cache__pb2.LocateRequest.SerializeToString,
+            imagefactory_dot_v1_dot_cache__pb2.LocateResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -39,6 +39,10 @@ class CacheServiceStub:
     """Stream an asset (or a byte range of it); the first message carries the metadata."""
     Put: _grpc.StreamUnaryMultiCallable[_cache_pb2.PutRequest, _cache_pb2.PutResponse]
     """Store an asset: a header message, then data chunks. Nothing is visible until it completes."""
+    Locate: _grpc.UnaryUnaryMultiCallable[_cache_pb2.LocateRequest, _cache_pb2.LocateResponse]
+    """Verify an asset as Read does and tell where its verified bytes lie on the cache's local disk, so a
+    process sharing that disk can send them with sendfile(2) instead of streaming them over gRPC.
+    """
 
 @_typing.type_check_only
 class CacheServiceAsyncStub(CacheServiceStub):
@@ -51,6 +55,10 @@ class CacheServiceAsyncStub(CacheServiceStub):
     """Stream an asset (or a byte range of it); the first message carries the metadata."""
     Put: _aio.StreamUnaryMultiCallable[_cache_pb2.PutRequest, _cache_pb2.PutResponse]  # type: ignore[assignment]
     """Store an asset: a header message, then data chunks. Nothing is visible until it completes."""
+    Locate: _aio.UnaryUnaryMultiCallable[_cache_pb2.LocateRequest, _cache_pb2.LocateResponse]  # type: ignore[assignment]
+    """Verify an asset as Read does and tell where its verified bytes lie on the cache's local disk, so a
+    process sharing that disk can send them with sendfile(2) instead of streaming them over gRPC.
+    """
 
 class CacheServiceServicer(metaclass=_abc_1.ABCMeta):
     """The signed asset store. Every read is verified (signature and digest) before the first byte."""
@@ -78,5 +86,15 @@ class CacheServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_cache_pb2.PutResponse, _abc.Awaitable[_cache_pb2.PutResponse]]:
         """Store an asset: a header message, then data chunks. Nothing is visible until it completes."""
+
+    @_abc_1.abstractmethod
+    def Locate(
+        self,
+        request: _cache_pb2.LocateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_cache_pb2.LocateResponse, _abc.Awaitable[_cache_pb2.LocateResponse]]:
+        """Verify an asset as Read does and tell where its verified bytes lie on the cache's local disk, so a
+        process sharing that disk can send them with sendfile(2) instead of streaming them over gRPC.
+        """
 
 def add_CacheServiceServicer_to_server(servicer: CacheServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

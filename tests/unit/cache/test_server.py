@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -74,3 +76,24 @@ async def test_misses_and_bad_ranges(cache: Any) -> None:
     with pytest.raises(aio.AioRpcError) as info:
         _ = [m async for m in cache.Read(cache_pb2.ReadRequest(key=KEY, offset=3))]
     assert info.value.code() == grpc.StatusCode.OUT_OF_RANGE
+
+
+async def test_locate_reports_the_verified_file_and_its_identity(cache: Any) -> None:
+    reply = await cache.Put(stream(header(), cache_pb2.PutRequest(data=b"located bytes")))
+    located = await cache.Locate(cache_pb2.LocateRequest(key=KEY))
+    assert located.asset == reply.asset
+    path = Path(located.path)
+    assert path.is_absolute()
+    assert await asyncio.to_thread(path.read_bytes) == b"located bytes"
+    st = await asyncio.to_thread(path.stat)
+    assert (located.identity.device, located.identity.inode, located.identity.size) == (st.st_dev, st.st_ino, 13)
+    assert (located.identity.mtime_ns, located.identity.ctime_ns) == (st.st_mtime_ns, st.st_ctime_ns)
+
+
+async def test_locate_refuses_a_tampered_blob(cache: Any) -> None:
+    await cache.Put(stream(header(), cache_pb2.PutRequest(data=b"original!")))
+    located = await cache.Locate(cache_pb2.LocateRequest(key=KEY))
+    await asyncio.to_thread(Path(located.path).write_bytes, b"tampered!")  # same size, other bytes
+    with pytest.raises(aio.AioRpcError) as caught:
+        await cache.Locate(cache_pb2.LocateRequest(key=KEY))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
