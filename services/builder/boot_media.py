@@ -21,6 +21,7 @@ from services.builder.profile import Profile
 from services.builder.progress import ProgressFeed
 from services.builder.secureboot import build_signed_uki, sign_sdboot, write_enrollment_files
 from services.builder.secureboot.signer import SecureBootSigner as Signer
+from services.builder.steps.overlay import OverlayInstaller
 from services.builder.steps.xorriso import IsoIdentity
 from services.schematic.canonical import options_yaml
 from services.shared.errors import Internal
@@ -37,12 +38,13 @@ async def make_uki(
     profile_kind: str,
     out: Path,
     signer: Signer | None = None,
+    overlay_kernel_args: tuple[str, ...] = (),
 ) -> Path:
     """A UKI for `profile`; with Secure Boot it carries `.pcrpkey`/`.pcrsig` and is Authenticode-signed
-    through the signer (imager spec §6.3, §6.4)."""
+    through the signer (imager spec §6.3, §6.4). `overlay_kernel_args` come from the overlay's `get-options`."""
     version = profile.version
     assert version is not None
-    cmdline = build_cmdline(profile)
+    cmdline = build_cmdline(profile, overlay_kernel_args=overlay_kernel_args)
     profiles = talos_profiles(profile_kind, cmdline) if quirks.supports_uki_profiles(version) else ()
     options = UkiOptions(
         stub=stub,
@@ -64,22 +66,29 @@ async def make_uki(
     return out
 
 
-async def build_uki_output(
-    profile: Profile, kernel: Path, initramfs: Path, stub: Path, work: Path, feed: ProgressFeed, signer: Signer
-) -> Path:
-    step = "signing the Secure Boot UKI" if profile.secureboot else "assembling the unified kernel image"
-    async with feed.step("uki", step):
-        return await make_uki(profile, kernel, initramfs, stub, "uki", work / "talos.efi", signer)
-
-
 @dataclass(frozen=True)
 class BootFiles:
-    """What the imager image provides for one arch (imager spec §1.1), fetched by the caller."""
+    """What the imager image provides for one arch (imager spec §1.1), fetched by the caller, and the
+    schematic's SBC overlay ready to run (imager spec §10), if any."""
 
     kernel: Path
     initramfs: Path  # with extensions
     sd_stub: Path
     sd_boot: Path
+    overlay: OverlayInstaller | None = None
+
+    @property
+    def overlay_kernel_args(self) -> tuple[str, ...]:
+        return self.overlay.options.kernel_args if self.overlay is not None else ()
+
+
+async def build_uki_output(profile: Profile, files: BootFiles, work: Path, feed: ProgressFeed, signer: Signer) -> Path:
+    step = "signing the Secure Boot UKI" if profile.secureboot else "assembling the unified kernel image"
+    async with feed.step("uki", step):
+        return await make_uki(
+            profile, files.kernel, files.initramfs, files.sd_stub, "uki", work / "talos.efi", signer,
+            files.overlay_kernel_args,
+        )  # fmt: skip
 
 
 async def build_iso_output(profile: Profile, files: BootFiles, work: Path, feed: ProgressFeed, signer: Signer) -> Path:
@@ -98,7 +107,7 @@ async def build_iso_output(profile: Profile, files: BootFiles, work: Path, feed:
         bootloader=bootloader.value,
     )
     arch = profile.arch.value
-    cmdline = build_cmdline(profile)
+    cmdline = build_cmdline(profile, overlay_kernel_args=files.overlay_kernel_args)
     grub = None
     sdboot = None
     if kind.value in ("grub", "hybrid"):
@@ -108,8 +117,9 @@ async def build_iso_output(profile: Profile, files: BootFiles, work: Path, feed:
     if kind.value in ("uefi", "hybrid"):
         async with feed.step("uki", "assembling the UKI for the ISO"):
             uki = await make_uki(
-                profile, files.kernel, files.initramfs, files.sd_stub, "iso", work / "iso-uki.efi", signer
-            )
+                profile, files.kernel, files.initramfs, files.sd_stub, "iso", work / "iso-uki.efi", signer,
+                files.overlay_kernel_args,
+            )  # fmt: skip
         sdboot = SdBootPayload(sdboot=files.sd_boot, uki=uki, version=version.tag, arch=arch)
         if profile.secureboot:
             sdboot = await secure_boot_payload(profile, files, uki, work, signer)
@@ -141,8 +151,9 @@ async def build_installer_output(
     if unified:
         async with feed.step("uki", "assembling the UKI for the installer"):
             uki = await make_uki(
-                profile, files.kernel, files.initramfs, files.sd_stub, "installer", work / "vmlinuz.efi", signer
-            )
+                profile, files.kernel, files.initramfs, files.sd_stub, "installer", work / "vmlinuz.efi", signer,
+                files.overlay_kernel_args,
+            )  # fmt: skip
         if profile.secureboot:
             sd_boot = await sign_sdboot(signer, files.sd_boot, work / "systemd-boot.efi.signed")
     base = profile.input.base_installer
@@ -207,8 +218,9 @@ async def build_disk_output(profile: Profile, files: BootFiles, work: Path, feed
     if bootloader.has_sd_boot:
         async with feed.step("uki", "assembling the UKI for the disk image"):
             uki = await make_uki(
-                profile, files.kernel, files.initramfs, files.sd_stub, "image", work / "disk-uki.efi", signer
-            )
+                profile, files.kernel, files.initramfs, files.sd_stub, "image", work / "disk-uki.efi", signer,
+                files.overlay_kernel_args,
+            )  # fmt: skip
         sd_boot = files.sd_boot
         if profile.secureboot:
             payload = await secure_boot_payload(profile, files, uki, work, signer)
@@ -219,7 +231,7 @@ async def build_disk_output(profile: Profile, files: BootFiles, work: Path, feed
         arch=profile.arch,
         version=version.tag,
         bootloader=bootloader,
-        cmdline=build_cmdline(profile),
+        cmdline=build_cmdline(profile, overlay_kernel_args=files.overlay_kernel_args),
         disk_size=options.disk_size,
         quirks=DiskQuirks.for_version(version),
         kernel=files.kernel,
@@ -236,6 +248,7 @@ async def build_disk_output(profile: Profile, files: BootFiles, work: Path, feed
         compression=profile.output.out_format,
         meta_values=profile.customization.meta_contents,
         source_date_epoch=SOURCE_DATE_EPOCH,
+        overlay=files.overlay,
     )
     out = work / "disk.img"
     async with feed.step("disk", f"writing a {bootloader.value} {options.disk_format.value} disk image"):

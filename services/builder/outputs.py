@@ -22,11 +22,16 @@ from services.builder.enums import OutputKind
 from services.builder.profile import Profile
 from services.builder.progress import ProgressFeed
 from services.builder.secureboot.signer import SecureBootSigner as Signer
+from services.builder.steps import overlay
+from services.builder.steps.overlay import OverlayInstaller
 from services.catalog.versions import Version
+from services.schematic.canonical import options_yaml
 from services.shared.errors import Internal, Unimplemented
 
 # The reference takes boot assets from the imager's amd64 image, which carries both arches (spec §7.2).
 IMAGER_PLATFORM = "amd64"
+# The factory runs its overlay installers on the build host (imager §1.5); ours are amd64 machines.
+HOST_ARCH = "amd64"
 
 
 async def imager_file(images: ImageStore, inputs: BuildInputs, arch: str, name: str) -> Path:
@@ -68,11 +73,10 @@ async def build_output(
             initramfs=initramfs,
             sd_stub=await imager_file(images, inputs, arch, "systemd-stub.efi"),
             sd_boot=await imager_file(images, inputs, arch, "systemd-boot.efi"),
+            overlay=await overlay_installer(profile, inputs, images, feed),
         )
         if kind is OutputKind.UKI:
-            return await boot_media.build_uki_output(
-                profile, files.kernel, initramfs, files.sd_stub, work, feed, signer
-            )
+            return await boot_media.build_uki_output(profile, files, work, feed, signer)
         if kind is OutputKind.INSTALLER:
             async with feed.step("fetch", "fetching the base installer image", arch=arch):
                 base = await images.layout(inputs.installer_base, arch)
@@ -82,6 +86,27 @@ async def build_output(
             return await boot_media.build_disk_output(profile, files, work, feed, signer)
         return await boot_media.build_iso_output(profile, files, work, feed, signer)
     raise Unimplemented(f"building {kind.value} assets is not implemented yet")
+
+
+async def overlay_installer(
+    profile: Profile, inputs: BuildInputs, images: ImageStore, feed: ProgressFeed
+) -> OverlayInstaller | None:
+    """The schematic's overlay, asked for its options (imager §10 `get-options`): its kernel arguments go
+    on every command line of the build, its partition offset into disk images. Its installer is the one of
+    the host-arch image; `artifacts/` holds every target arch's files (§1.5)."""
+    if profile.overlay is None:
+        return None
+    if inputs.overlay is None:
+        raise Internal(f"the catalog resolved no image for overlay {profile.overlay.name}")
+    name = profile.overlay.name
+    async with feed.step("overlay", f"asking overlay {name} for its options", overlay=name):
+        root = await images.rootfs(inputs.overlay, HOST_ARCH)
+        installer = root / "installers" / name
+        if not installer.is_file():
+            raise Internal(f"overlay image {profile.overlay.image} has no installers/{name}")
+        extra = options_yaml(profile.overlay.options)
+        options = await overlay.get_options(installer, extra)
+    return OverlayInstaller(installer=installer, artifacts=root / "artifacts", options=options, extra_options=extra)
 
 
 async def extension_sources(

@@ -25,15 +25,13 @@ from services.builder.enhance import (
 )
 from services.builder.getorbuild import AssetRequest
 from services.builder.mime import content_type
+from services.builder.outputs import HOST_ARCH
 from services.builder.profile import PROFILE_PATH_ERROR_PREFIX, Profile, parse_profile_path
 from services.builder.secureboot.signer import SecureBootSigner as Signer
 from services.catalog.catalogs import OverlayEntry
 from services.catalog.versions import Version, parse_requested
 from services.schematic.model import Schematic
 from services.shared.errors import Internal, InvalidArgument
-
-# The factory runs its overlay installers on the build host; ours are amd64 machines.
-HOST_ARCH = "amd64"
 
 
 @dataclass(frozen=True)

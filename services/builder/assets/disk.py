@@ -1,11 +1,18 @@
-"""Disk images, rootless (imager spec §7.1 flow; §7.2-§7.9, §8.3, §13).
+"""Disk images, rootless (imager spec §7.1 flow; §7.2-§7.9, §8.3, §10, §13).
 
 Every filesystem is built as a regular file and copied into its partition's byte range; GPT, GRUB's
 blocklist patch and META are written with Python; nothing needs loop devices, mounts or root. Version
 decisions arrive as `DiskQuirks` (one field per quirk, `DiskQuirks.for_version` fills them) so this module
 never parses a version. The output appears as `<out>.partial`, fsynced, then renamed to `out`.
 
-Not here (yet): the image-cache partition (§7.1 step 3, ext4) and overlay installers (§10).
+SBC overlays (§10): `get-options`' partition offset moves the primary GPT entry array (and so the first
+partition) back to leave room for board firmware; the overlay installer's `install` then runs on the bare
+sparse image, before the GPT and the filesystems are written, and may `dd` firmware outside those ranges
+(checked afterwards) and put files under `<M>/boot/EFI/`. Those land on the ESP, the behaviour of Talos
+releases up to 1.13 (§14.1; HEAD would leave them in the BOOT tree), and for every bootloader: releases' sd-boot
+installer ran the overlay step too, while HEAD's rootless sd-boot staging skips it (§7.5).
+
+Not here (yet): the image-cache partition (§7.1 step 3, ext4).
 """
 
 from __future__ import annotations
@@ -20,11 +27,12 @@ from typing import Final
 
 from services.builder import quirks
 from services.builder.enums import Arch, Bootloader, Compression, ImageFormat
-from services.builder.steps import compress, fat, gpt, grub_disk, meta_adv, qemu_img, xfs
+from services.builder.steps import compress, fat, gpt, grub_disk, meta_adv, overlay, qemu_img, xfs
 from services.builder.steps.gpt import Filesystem, GptLayout
+from services.builder.steps.overlay import OverlayInstaller
 from services.catalog.versions import Version
 from services.schematic.model import MetaValue
-from services.shared.errors import InvalidArgument
+from services.shared.errors import Internal, InvalidArgument
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +87,7 @@ class DiskSpec:
     compression: Compression = Compression.RAW
     meta_values: tuple[MetaValue, ...] = ()
     source_date_epoch: int = DEFAULT_SOURCE_DATE_EPOCH
+    overlay: OverlayInstaller | None = None  # SBC overlay: partition offset + install step (§10)
 
     def __post_init__(self) -> None:
         if self.bootloader.has_sd_boot and (self.uki is None or self.sd_boot is None):
@@ -100,7 +109,8 @@ class DiskSpec:
         specs = gpt.partition_set(
             self.bootloader, self.arch, boot_size=self.quirks.boot_size, data_partitions=self.quirks.data_partitions
         )
-        return gpt.plan_layout(gpt.Geometry(self.disk_size, self.sector_size), specs)
+        skip = self.overlay.options.partition_offset if self.overlay is not None else 0
+        return gpt.plan_layout(gpt.Geometry(self.disk_size, self.sector_size, skip_lbas=skip), specs)
 
     def all_meta_values(self) -> tuple[MetaValue, ...]:
         """§7.1 step 1: amd64, no SecureBoot, ≥1.10 and dual-boot add 0x11 = `dual-boot` (after the profile's)."""
@@ -120,6 +130,10 @@ async def build_disk(spec: DiskSpec, work: Path, out: Path) -> None:
     await asyncio.to_thread(scratch.mkdir)
     await _stage(spec, scratch)
     await asyncio.to_thread(_create_disk, disk, layout)
+    if spec.overlay is not None:
+        await _overlay_install(spec.overlay, disk, layout, scratch, work)
+    await asyncio.to_thread(_touch_tree, scratch, spec.source_date_epoch)
+    await asyncio.to_thread(gpt.write_gpt, disk, layout)
     await _filesystems(spec, layout, scratch, disk)
     if spec.arch is Arch.AMD64 and spec.bootloader.has_grub:
         await asyncio.to_thread(grub_disk.install_bios, disk, layout, scratch / "boot.img", scratch / "core.img")
@@ -144,14 +158,81 @@ async def _stage(spec: DiskSpec, scratch: Path) -> None:
         sdboot = grub_disk.SdBootStage(spec.arch, spec.sd_boot, spec.uki, spec.version, spec.enroll_mode,
                                        spec.enroll_keys)  # fmt: skip
         await asyncio.to_thread(grub_disk.stage_sdboot, sdboot, scratch)
-    await asyncio.to_thread(_touch_tree, scratch, spec.source_date_epoch)
 
 
 def _create_disk(disk: Path, layout: GptLayout) -> None:
-    """§7.1 steps 4 and 6: a sparse file of `disk_size` bytes with the GPT."""
+    """§7.1 step 4: a sparse file of `disk_size` bytes (the GPT follows the overlay step, step 6)."""
     with disk.open("wb") as f:
         f.truncate(layout.geometry.disk_size)
-    gpt.write_gpt(disk, layout)
+
+
+async def _overlay_install(step: OverlayInstaller, disk: Path, layout: GptLayout, scratch: Path, work: Path) -> None:
+    """§7.4 step 4 / §10: the overlay installer's `install` on the bare image, with `M` as mount prefix and a
+    private copy of the artifacts (`<tmp>/overlay/artifacts`, so the cached image stays untouched)."""
+    request = await asyncio.to_thread(_install_request, step, disk, scratch, work / "overlay" / "artifacts")
+    await overlay.install(step.installer, request, cwd=work)
+    await asyncio.to_thread(check_raw_writes, disk, layout, step.installer.name)
+    await asyncio.to_thread(_boot_efi_to_esp, scratch)
+
+
+def _install_request(step: OverlayInstaller, disk: Path, scratch: Path, artifacts: Path) -> overlay.InstallRequest:
+    shutil.copytree(step.artifacts, artifacts, symlinks=True)
+    return overlay.InstallRequest(disk.resolve(), scratch.resolve(), artifacts.resolve(), step.extra_options)
+
+
+def check_raw_writes(disk: Path, layout: GptLayout, installer: str) -> None:
+    """§10: raw writes must leave the image size, the GPT structures and every partition alone; the GPT and
+    filesystems written afterwards would silently overwrite (or, skipping zeros, merge with) them."""
+    geo = layout.geometry
+    if disk.stat().st_size != geo.disk_size:
+        raise Internal(f"overlay installer {installer} resized the disk image to {disk.stat().st_size} bytes")
+    sector = geo.sector_size
+    regions = [
+        ("the protective MBR entry", 446, 512),
+        ("the primary GPT header", sector, 2 * sector),
+        (
+            "the primary GPT entries",
+            geo.primary_entries_lba * sector,
+            (geo.primary_entries_lba + geo.entry_lbas) * sector,
+        ),
+        ("the backup GPT", geo.backup_entries_lba * sector, geo.disk_size),
+        *((f"partition {p.label}", p.offset(sector), p.offset(sector) + p.size(sector)) for p in layout.partitions),
+    ]
+    for what, start, end in regions:
+        if not _all_zero(disk, start, end):
+            raise Internal(
+                f"overlay installer {installer} wrote into {what} (bytes {start}-{end - 1}) of the disk image"
+            )
+
+
+def _all_zero(path: Path, start: int, end: int, chunk: int = 1 << 20) -> bool:
+    """Whether bytes [start, end) are zero, reading only data extents (SEEK_DATA): cheap on a sparse image."""
+    with path.open("rb") as f:
+        fd, pos = f.fileno(), start
+        while pos < end:
+            try:
+                pos = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError:  # ENXIO: only a hole is left
+                return True
+            if pos >= end:
+                return True
+            hole = min(os.lseek(fd, pos, os.SEEK_HOLE), end)
+            while pos < hole:
+                data = os.pread(fd, min(chunk, hole - pos), pos)
+                if data.count(0) != len(data):
+                    return False
+                pos += len(data)
+    return True
+
+
+def _boot_efi_to_esp(scratch: Path) -> None:
+    """Overlay files under `M/boot/EFI/` go onto the ESP root (`M/EFI/`), replacing same-named files, as the
+    release installers did with the ESP mounted there (§14.1)."""
+    source = scratch / "boot" / "EFI"
+    if not source.is_dir():
+        return
+    shutil.copytree(source, scratch / "EFI", symlinks=False, dirs_exist_ok=True)
+    shutil.rmtree(source)
 
 
 async def _filesystems(spec: DiskSpec, layout: GptLayout, scratch: Path, disk: Path) -> None:
