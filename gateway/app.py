@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from gateway import cache_files, http_api, images, meta_api, public_keys, registry
+from gateway import cache_files, http_api, images, meta_api, public_keys, registry, ui
 from gateway.backends import Backends
 from gateway.keys import BACKENDS, CONFIG
 from gateway.middleware import add_headers_on_prepare, request_context
@@ -40,6 +40,7 @@ def create_app(config: Config, backends: Backends | None = None) -> web.Applicat
     meta_api.register(app)
     registry.register(app)
     images.register(app)
+    ui.register(app)
     return app
 
 

@@ -36,6 +36,7 @@ REQUIREMENTS=(
     "sfdisk|fdisk"
     "busybox|busybox-static"
     "umoci|umoci"
+    "/usr/bin/chromium|chromium"
 )
 
 missing=()
