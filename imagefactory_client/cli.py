@@ -144,9 +144,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+class UsageError(Exception):
+    """A command line that names something unusable (exit 2, like argparse's own errors)."""
+
+
 def usage_error(message: str) -> NoReturn:
-    sys.stderr.write(f"{PROG}: {message}\n")
-    raise SystemExit(2)
+    raise UsageError(message)
 
 
 def read_input(name: str) -> bytes:
@@ -236,14 +239,17 @@ async def run_command(command: Command, args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "file", None) is not None and args.command == "schematic":
-        args.body = read_input(args.file)
     local: Callable[[argparse.Namespace], int] | None = getattr(args, "local", None)
     try:
+        if args.command == "schematic" and args.schematic_command == "create":
+            args.body = read_input(args.file)
         if local is not None:
             return local(args)
         command: Command = args.run
         return asyncio.run(run_command(command, args))
+    except UsageError as exc:
+        sys.stderr.write(f"{PROG}: {exc}\n")
+        return 2
     except ImageFactoryError as exc:
         sys.stderr.write(f"{PROG}: {exc}\n")
         return 1

@@ -129,6 +129,9 @@ async def _attempt(session: aiohttp.ClientSession, url: str, dest: Path, opts: O
     part, etag_file = part_path(dest), etag_path(dest)
     offset = part.stat().st_size if part.exists() else 0
     headers = dict(opts.headers or {})
+    # Hash what is already there before asking: once the body flows it must be read at once, since
+    # aiohttp drops bytes still buffered when a cut connection surfaces as an error.
+    digest = await asyncio.to_thread(_hash_file, part) if offset else hashlib.sha256()
     if offset:
         headers["Range"] = f"bytes={offset}-"
         with contextlib.suppress(FileNotFoundError):
@@ -151,12 +154,12 @@ async def _attempt(session: aiohttp.ClientSession, url: str, dest: Path, opts: O
                     raise _Restart
             elif response.status == 200:
                 offset, total = 0, response.content_length  # the server ignored the range: restart
+                digest = hashlib.sha256()
             else:
                 raise IntegrityError(f"{url}: unexpected status {response.status} for a download")
             etag = _strong_etag(response.headers)
             if etag:
                 etag_file.write_text(etag)
-            digest = await asyncio.to_thread(_hash_file, part) if offset else hashlib.sha256()
             size = await _receive(response, part, offset, total, digest, opts)
     except aiohttp.ClientPayloadError as exc:
         raise DownloadInterrupted(f"{url}: connection lost mid-body ({exc})", str(part), _size(part)) from None
