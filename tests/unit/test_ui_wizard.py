@@ -249,7 +249,7 @@ def test_secureboot_and_new_fields_follow_the_version_and_platform() -> None:
     with pytest.raises(WizardError, match="SecureBoot is not offered"):
         validate(state(*aws), FACTS, T)
     old = [p for p in FULL_METAL if p[0] not in ("version", "bootloader")] + [("version", "v1.9.6")]
-    with pytest.raises(WizardError, match="embedded machine configuration needs Talos 1.12"):
+    with pytest.raises(WizardError, match=r"embedded machine configuration needs Talos 1\.12"):
         validate(state(*old), FACTS, T)
     old_sd = [p for p in old if p[0] != "embedded-config"] + [("bootloader", "sd-boot")]
     with pytest.raises(WizardError, match="unknown bootloader 'sd-boot'"):
