@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -191,11 +192,16 @@ async def export_bundle(
         await asyncio.to_thread(_write, out, relative, data)
 
     files = [BundleFile(relative, len(data), hashlib.sha256(data).hexdigest()) for relative, data in small.items()]
+    downloaded = [
+        await _export_asset(client, out, sid, version, asset, options_for)
+        for sid in request.schematics
+        for version in versions
+        for asset in assets
+    ]
+    # Looked up once everything is fetched: the downloads are what put cold assets into the cache.
     signed = await asyncio.to_thread(signed_cache_entries, request.cache_dir) if request.cache_dir else {}
-    for sid in request.schematics:
-        for version in versions:
-            for asset in assets:
-                files.append(await _export_asset(client, out, sid, version, asset, signed, options_for))
+    for entry in downloaded:
+        files.append(await asyncio.to_thread(_attach_signature, out, entry, signed))
 
     manifest = Manifest(
         factory=client.base_url,
@@ -217,7 +223,6 @@ async def _export_asset(
     sid: str,
     version: str,
     asset: str,
-    signed: dict[str, Path],
     options_for: Callable[[str], Options] | None,
 ) -> BundleFile:
     relative = f"image/{sid}/{version}/{asset}"
@@ -227,14 +232,19 @@ async def _export_asset(
     if have is None or info.etag != f'"sha256:{have}"':
         options = options_for(relative) if options_for else None
         have = (await transfer.download(client.session(), client.asset_url(sid, version, asset), dest, options)).sha256
-    signature = None
-    entry = signed.get(f"sha256:{have}")
-    if entry is not None:
-        signature = SignatureRef(meta=f"{SIGNATURES}/{have}.meta.json", sig=f"{SIGNATURES}/{have}.meta.sig")
-        for source, target in ((entry / "meta.json", signature.meta), (entry / "meta.sig", signature.sig)):
-            (out / target).parent.mkdir(parents=True, exist_ok=True)
-            await asyncio.to_thread(shutil.copyfile, source, out / target)
-    return BundleFile(relative, dest.stat().st_size, have, info.media_type, signature)
+    return BundleFile(relative, dest.stat().st_size, have, info.media_type)
+
+
+def _attach_signature(out: Path, entry: BundleFile, signed: dict[str, Path]) -> BundleFile:
+    """Copy the cache's signed metadata of these bytes into the bundle, if the cache has them."""
+    source = signed.get(f"sha256:{entry.sha256}")
+    if source is None:
+        return entry
+    signature = SignatureRef(meta=f"{SIGNATURES}/{entry.sha256}.meta.json", sig=f"{SIGNATURES}/{entry.sha256}.meta.sig")
+    (out / SIGNATURES).mkdir(exist_ok=True)
+    shutil.copyfile(source / "meta.json", out / signature.meta)
+    shutil.copyfile(source / "meta.sig", out / signature.sig)
+    return dataclasses.replace(entry, signature=signature)
 
 
 @dataclass
