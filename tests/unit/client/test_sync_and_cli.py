@@ -173,3 +173,17 @@ def test_rate_and_progress_rendering() -> None:
     unknown = Sink()
     ProgressBar("y", unknown)(10, None)  # type: ignore[arg-type]
     assert unknown.text == "y: resuming at 10 B\n"  # and no decile lines without a total
+
+
+def test_terminal_progress_redraws_one_line() -> None:
+    import io
+
+    stream = io.StringIO()
+    bar = ProgressBar("k", stream, tty=True)
+    bar(0, 2048)
+    bar(2048, 2048)
+    bar.close()
+    text = stream.getvalue()
+    assert text.startswith("\rk [------------------------]   0% 0 B/2.0 KiB")
+    assert "\rk [########################] 100% 2.0 KiB/2.0 KiB" in text and text.endswith("\n")
+    assert text.count("\n") == 1
