@@ -1,8 +1,9 @@
 """OCI registry frontend: `/v2` ping, generated installer images, the source-image proxy (spec §2.12, §2.13, §9).
 
-Installer manifests and blobs are served from the signed asset store, where the builder publishes them
-by digest (and tags them only after their signature verified); `docker pull` waits while a cold image
-is built.
+Installer images are built on the first pull of a version tag (`docker pull` waits meanwhile); the
+builder publishes them by digest and tags them only after their signature verified. By default they
+live in the signed asset store and the gateway serves them; with `installer.internal` set they are
+pushed to that registry and clients are redirected (`installer.external`) or proxied to it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 
 from gateway.cache_files import send_cached
 from gateway.errors import text_error
@@ -23,6 +25,7 @@ from services.shared.config import ArtifactsConfig
 from services.shared.errors import FactoryError
 from services.shared.oci import digest_of, index_bytes
 from services.shared.oci.media_types import OCI_INDEX
+from services.shared.oci.reference import registry_scheme
 
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 PROXY_SESSION = web.AppKey("proxy_session", aiohttp.ClientSession)
@@ -57,7 +60,8 @@ async def v2(request: web.Request) -> web.StreamResponse:
 
 
 async def installer_content(request: web.Request, route: SchematicRoute) -> web.StreamResponse:
-    """Generated installer images (spec §9.2, §9.6): built on demand, served from the signed store."""
+    """Generated installer images (spec §9.2, §9.6): built on demand, then served from the signed store
+    (embedded) or from the registry they were pushed to (redirect or proxy, spec §9.5)."""
     backends = request.app[BACKENDS]
     await backends.schematic.GetSchematic(schematic_pb2.GetSchematicRequest(id=route.schematic))  # 404 first
     try:
@@ -69,26 +73,50 @@ async def installer_content(request: web.Request, route: SchematicRoute) -> web.
             return text_error(404, f"invalid referrers subject digest: {route.reference}")
         body = index_bytes([])
         return web.Response(body=body, headers=content_headers(OCI_INDEX, digest_of(body), len(body)))
-    digest = route.reference
-    if route.resource == "manifests" and not DIGEST.match(digest):
-        # A tag (`v1.12.1`, `latest`) or a signature tag: the builder builds/publishes or resolves it.
-        call = backends.builder.EnsureInstaller(
-            builder_pb2.EnsureInstallerRequest(
-                schematic_id=route.schematic, version=route.reference, image_name=route.image
-            ),
-            # One builder replica owns one installer build (Envoy ring-hash, deploy/envoy).
-            metadata=((ASSET_KEY_METADATA, routing_key(route.schematic, route.reference, route.image)),),
-        )
-        installer = None
-        async for event in call:
-            if event.HasField("installer"):
-                installer = event.installer
-        if installer is None:
-            return text_error(503, "the builder ended without an installer")
-        digest = installer.index.digest
-    if not DIGEST.match(digest):
-        return text_error(404, f"unknown digest: {digest}")
-    return await serve_content(request, digest)
+    installer = request.app[CONFIG].installer
+    reference = route.reference
+    if installer.embedded:
+        if route.resource == "manifests" and not DIGEST.match(reference):
+            # A tag (`v1.12.1`, `latest`) or a signature tag: the builder builds/publishes or resolves it.
+            reference = await ensure_installer(request, route)
+        if not DIGEST.match(reference):
+            return text_error(404, f"unknown digest: {reference}")
+        return await serve_content(request, reference)
+    # Spec §9.2 step 4: only version tags (and `latest`) are built; anything else goes straight through.
+    if route.resource == "manifests" and (reference == "latest" or reference.startswith("v")):
+        reference = await ensure_installer(request, route)
+    return await forward_to_registry(request, route, reference)
+
+
+async def ensure_installer(request: web.Request, route: SchematicRoute) -> str:
+    """The digest of the published, signature-verified index of a tag (built on first request)."""
+    call = request.app[BACKENDS].builder.EnsureInstaller(
+        builder_pb2.EnsureInstallerRequest(
+            schematic_id=route.schematic, version=route.reference, image_name=route.image
+        ),
+        # One builder replica owns one installer build (Envoy ring-hash, deploy/envoy).
+        metadata=((ASSET_KEY_METADATA, routing_key(route.schematic, route.reference, route.image)),),
+    )
+    async for event in call:
+        if event.HasField("installer"):
+            return str(event.installer.index.digest)
+    raise web.HTTPServiceUnavailable(text="the builder ended without an installer")
+
+
+async def forward_to_registry(request: web.Request, route: SchematicRoute, reference: str) -> web.StreamResponse:
+    """307 to the external name of the registry, or a proxied request to the internal one (spec §9.5)."""
+    installer = request.app[CONFIG].installer
+    path = f"{route.image}/{route.schematic}/{route.resource}/{reference}"
+    if installer.external:
+        host, _, prefix = installer.external.partition("/")
+        scheme = registry_scheme(host)  # parsed without the insecure flag, as the reference does
+    else:
+        host, prefix = installer.internal.registry, installer.internal.repository
+        scheme = registry_scheme(host, insecure=installer.internal.insecure)
+    target = f"{scheme}://{host}/v2/{prefix.strip('/') + '/' if prefix.strip('/') else ''}{path}"
+    if installer.external:
+        return web.Response(status=307, headers={"Location": target})
+    return await proxy(request, target)
 
 
 async def serve_content(request: web.Request, digest: str) -> web.StreamResponse:
@@ -114,7 +142,13 @@ async def proxy_source_image(request: web.Request, route: ProxyRoute) -> web.Str
     if component is None:
         return text_error(404, f"unknown image: {route.image}")
     target = f"http://{artifacts.registry}/v2/{artifacts.repository(component)}/{route.resource}/{route.reference}"
-    headers = {k: v for k, v in request.headers.items() if k.lower() not in DROP_FROM_CLIENT}
+    return await proxy(request, target)
+
+
+async def proxy(request: web.Request, target: str) -> web.StreamResponse:
+    """Forward the request without the client's credentials; return the backend's answer unchanged."""
+    # A multidict: clients send several `Accept` headers (one per manifest type) and each must pass.
+    headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in DROP_FROM_CLIENT)
     session = request.app[PROXY_SESSION]
     try:
         upstream = await session.request(

@@ -250,6 +250,32 @@ class CacheConfig:
 
 
 @dataclass(frozen=True)
+class InstallerConfig:
+    """Where generated installer images are published and how clients reach them (spec §9.1, §9.5).
+
+    Without `internal.registry` they live in the embedded store (the signed cache) and the gateway
+    serves them itself. With it, the builder pushes them to `<internal.registry>/<internal.repository>/
+    <image>/<schematic>`; the gateway then redirects clients (307) to the same path under `external`
+    (`<host>[/<path>]`, a public name of that registry) or, when `external` is empty, proxies to it.
+    """
+
+    internal: OciRepository = field(default_factory=OciRepository)
+    external: str = ""
+
+    def __post_init__(self) -> None:
+        if self.internal.registry or self.internal.repository:
+            self.internal.check("installer.internal")
+        if self.external and not self.internal.registry:
+            raise ConfigError("installer.external: needs installer.internal (the registry it names)")
+        if "://" in self.external:
+            raise ConfigError("installer.external: expected <host>[/<path>], without a scheme")
+
+    @property
+    def embedded(self) -> bool:
+        return not self.internal.registry
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole mesh's configuration; each process reads the parts it needs."""
 
@@ -265,6 +291,7 @@ class Config:
     schematic: SchematicConfig = field(default_factory=SchematicConfig)
     artifacts: ArtifactsConfig = field(default_factory=ArtifactsConfig)
     builder: BuilderConfig = field(default_factory=BuilderConfig)
+    installer: InstallerConfig = field(default_factory=InstallerConfig)
 
 
 T = TypeVar("T")

@@ -71,6 +71,13 @@ def test_config_file_from_environment(tmp_path: Path) -> None:
         ("a: [\n", {}, "not valid YAML"),
         ("", {"IF_SERVICES_SIGNER": "localhost"}, "services.signer: expected host:port, got 'localhost'"),
         ("", {"IF_METRICS_GATEWAY": "x:y"}, "metrics.gateway: expected host:port"),
+        ("installer:\n  external: r.example.com\n", {}, "installer.external: needs installer.internal"),
+        ("installer:\n  internal:\n    registry: r:5000\n", {}, "installer.internal: registry and repository"),
+        (
+            "installer:\n  internal: {registry: r:5000, repository: f}\n  external: https://r\n",
+            {},
+            "installer.external: expected <host>[/<path>], without a scheme",
+        ),
     ],
 )
 def test_invalid_config_names_the_key(tmp_path: Path, content: str, env: dict[str, str], message: str) -> None:
@@ -103,3 +110,10 @@ def test_overrides_round_trip_through_the_environment() -> None:
     assert config.state_dir == Path("/tmp/x")
     assert config.http.allowed_origins == ("https://a",)
     assert config.grpc.keepalive_seconds == 3.0
+
+
+def test_installer_images_are_embedded_unless_a_registry_is_named() -> None:
+    assert load_config(None, {}).installer.embedded
+    env = {"IF_INSTALLER_INTERNAL_REGISTRY": "10.0.0.5:5000", "IF_INSTALLER_INTERNAL_REPOSITORY": "factory"}
+    installer = load_config(None, env).installer
+    assert (installer.embedded, installer.internal.registry, installer.external) == (False, "10.0.0.5:5000", "")

@@ -12,6 +12,7 @@ from services.shared.oci.reference import (
     is_registry_host,
     parse_reference,
     referrers_tag,
+    registry_scheme,
     signature_tag,
     validate_digest,
 )
@@ -133,3 +134,23 @@ def test_digest_helpers() -> None:
 )
 def test_registry_host_rule(segment: str, is_host: bool) -> None:
     assert is_registry_host(segment) is is_host
+
+
+@pytest.mark.parametrize(
+    ("host", "insecure", "scheme"),
+    [
+        ("ghcr.io", False, "https"),
+        ("registry.example.com:5000", False, "https"),
+        ("ghcr.io", True, "http"),
+        ("localhost:5000", False, "http"),
+        ("127.0.0.1:5100", False, "http"),
+        ("[::1]:5000", False, "http"),
+        ("10.1.2.3:5000", False, "http"),
+        ("172.20.0.1", False, "http"),
+        ("172.32.0.1", False, "https"),
+        ("192.168.1.10:443", False, "http"),
+        ("8.8.8.8", False, "https"),
+    ],
+)
+def test_registry_scheme_follows_go_containerregistry(host: str, insecure: bool, scheme: str) -> None:
+    assert registry_scheme(host, insecure=insecure) == scheme

@@ -8,6 +8,7 @@ is all the factory produces or is asked for (schematic IDs are sha256 hex, spec 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 from dataclasses import dataclass, replace
 from typing import Final
@@ -128,3 +129,19 @@ def parse_reference(text: str, *, default_registry: str = DOCKER_HUB) -> Referen
     if colon:
         validate_tag(tag)
     return Reference(registry, repository, tag if colon else None, digest if at else None)
+
+
+_PRIVATE_NETWORKS = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+
+
+def registry_scheme(host: str, *, insecure: bool = False) -> str:
+    """`http` or `https` for a registry host, the way go-containerregistry's `Registry.Scheme()` decides:
+    plain HTTP when insecure, for `localhost:*`, loopback addresses and RFC 1918 private addresses."""
+    if insecure or host.startswith("localhost:") or "127.0.0.1" in host or "::1" in host:
+        return "http"
+    bare = host.rsplit(":", 1)[0] if host.count(":") == 1 else host.strip("[]")
+    try:
+        address = ipaddress.ip_address(bare)
+    except ValueError:
+        return "https"
+    return "http" if any(address in network for network in _PRIVATE_NETWORKS) else "https"
