@@ -12,6 +12,7 @@ import contextlib
 import re
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -67,9 +68,10 @@ def cdrom_argv(iso: Path) -> list[str]:
     return ["-drive", f"file={iso},media=cdrom,format=raw,readonly=on", "-boot", "d"]
 
 
-def disk_argv(image: Path, interface: str = "virtio") -> list[str]:
-    """A writable-looking disk whose writes go to a temporary overlay (`snapshot=on`)."""
-    return ["-drive", f"file={image},format=raw,if={interface},snapshot=on"]
+def disk_argv(image: Path, interface: str = "virtio", fmt: str = "raw") -> list[str]:
+    """A writable-looking disk whose writes go to a temporary overlay (`snapshot=on`); `fmt` is qemu's
+    format name (`raw`, `qcow2`, `vpc` for VHD)."""
+    return ["-drive", f"file={image},format={fmt},if={interface},snapshot=on"]
 
 
 def boot(
@@ -150,3 +152,16 @@ def secboot_argv(variables: Path) -> list[str]:
         "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={code}",
         "-drive", f"if=pflash,format=raw,unit=1,file={variables}",
     ]  # fmt: skip
+
+
+def enrolled_vars(dest: Path, cert: Path, owner: str = "a1a2a3a4-0000-4000-8000-000000000001") -> Path:
+    """A copy of OVMF's variable store in user mode: `cert` (PEM) as PK, KEK and db, no Microsoft keys,
+    Secure Boot on, written by PyPI virt-firmware's `virt-fw-vars` (lab REPORT §4)."""
+    tool = Path(sys.executable).with_name("virt-fw-vars")
+    require_file(tool)
+    argv = [
+        tool, "-i", require_file(OVMF_VARS), "-o", dest,
+        "--set-pk", owner, cert, "--add-kek", owner, cert, "--add-db", owner, cert, "--no-microsoft", "--sb",
+    ]  # fmt: skip
+    subprocess.run([str(a) for a in argv], capture_output=True, timeout=120, check=True)
+    return dest
