@@ -28,6 +28,7 @@ from enum import Enum
 from typing import Any, Final
 
 from services.builder import quirks
+from services.builder.enums import OutputKind
 from services.builder.meta import GZIP_THRESHOLD, join_meta
 from services.builder.profile import Profile
 from services.catalog.versions import Version
@@ -65,6 +66,12 @@ def _secureboot_without_lockdown(p: Profile) -> bool:
     return p.secureboot and p.version is not None and not quirks.forces_lockdown_confidentiality(p.version)
 
 
+def _overlay_installer_runs(p: Profile) -> bool:
+    return p.overlay is not None and p.output.kind in (
+        OutputKind.UKI, OutputKind.ISO, OutputKind.INSTALLER, OutputKind.IMAGE,
+    )  # fmt: skip
+
+
 KEY_SALTS: Final[tuple[KeySalt, ...]] = (
     # Long META on the cmdline is gzip'ed by zlib under a Go-style header; the deflate bytes differ
     # from Go's compress/flate (imager §8.2, `meta.py`). Should we ever emit Go-exact bytes, replace
@@ -74,6 +81,10 @@ KEY_SALTS: Final[tuple[KeySalt, ...]] = (
     # ForcesLockdownConfidentiality) although factory §11 step 6 lists it unconditionally; this
     # records the choice so that flipping it rebuilds only the affected assets.
     KeySalt("secureboot-lockdown-before-1.14-only", _secureboot_without_lockdown),
+    # Issue 7: the overlay installer's `get-options` kernel args now reach every command line and its
+    # partition offset / `install` step every disk image (imager §10); earlier builds of overlay
+    # schematics lacked both under the same upstream digests.
+    KeySalt("overlay-installer-get-options-install", _overlay_installer_runs),
 )
 
 

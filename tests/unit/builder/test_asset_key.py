@@ -224,7 +224,9 @@ def test_golden_key() -> None:
 
 
 def test_salts_apply_to_their_profiles_only() -> None:
-    assert [s.tag for s in KEY_SALTS] == ["meta-gzip-zlib-9", "secureboot-lockdown-before-1.14-only"]
+    assert [s.tag for s in KEY_SALTS] == [
+        "meta-gzip-zlib-9", "secureboot-lockdown-before-1.14-only", "overlay-installer-get-options-install",
+    ]  # fmt: skip
     long_meta = Customization(meta_contents=(MetaValue(0x0C, "x" * 300),))
     v = Version(1, 10, 0)
     iso = replace(parse_profile_path("metal-amd64.iso", v), version=v, customization=long_meta)
@@ -236,6 +238,11 @@ def test_salts_apply_to_their_profiles_only() -> None:
     sb = replace(parse_profile_path("metal-amd64-secureboot.iso", v), version=Version(1, 14, 0))
     assert json.loads(key_document(sb, {}))["salts"] == ["secureboot-lockdown-before-1.14-only"]
     assert json.loads(key_document(replace(sb, version=Version(1, 13, 0)), {}))["salts"] == []
+    board = OverlayInput("rpi_generic", "siderolabs/sbc-raspberrypi", "r", "sha256:aa")
+    sbc = replace(parse_profile_path("metal-arm64.raw.xz", v), version=v, overlay=board)
+    assert json.loads(key_document(sbc, {}))["salts"] == ["overlay-installer-get-options-install"]
+    initramfs = replace(parse_profile_path("initramfs-arm64.xz", v), version=v, overlay=board)
+    assert json.loads(key_document(initramfs, {}))["salts"] == []  # nothing the installer says reaches it
 
 
 @pytest.mark.parametrize("inputs", [{"": "sha256:aa"}, {"x": ""}, {"x": 1}])
