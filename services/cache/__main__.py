@@ -10,6 +10,7 @@ from services.cache.adapters.signer_client import GrpcSigner
 from services.cache.fs_store import FilesystemStore
 from services.cache.registry_store import RegistryStore
 from services.cache.server import AssetStore, CacheServicer
+from services.cache.signing import RememberingVerifier
 from services.shared.config import Config
 from services.shared.grpc_client import open_channel
 from services.shared.grpc_server import ServiceSpec
@@ -21,7 +22,7 @@ SERVICE = cache_pb2.DESCRIPTOR.services_by_name["CacheService"].full_name
 
 async def build(config: Config) -> ServiceSpec:
     signer_channel = open_channel(config, "signer")
-    signer = GrpcSigner(signer_pb2_grpc.SignerServiceStub(signer_channel))  # type: ignore[arg-type]
+    signer = RememberingVerifier(GrpcSigner(signer_pb2_grpc.SignerServiceStub(signer_channel)))  # type: ignore[arg-type]
     on_stop: list[Callable[[], Awaitable[None]]] = [lambda: signer_channel.close(None)]
     store: AssetStore
     if config.cache.backend == "registry":

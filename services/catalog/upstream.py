@@ -4,7 +4,9 @@ Every image is verified before anything of it is used (spec §7.2): tag → dige
 signature of that digest, then content fetched by digest. Verification results are cached per digest;
 failures are not. Catalog images are flattened once per digest into the work dir; lists are kept in
 memory per version for the process lifetime (as the reference does). The version list is refreshed
-after `version_recheck_seconds`; a failed refresh is an error, never a stale answer.
+after `version_recheck_seconds`, and a tag's digest after `tag_recheck_seconds` (so that a cached
+asset is found without asking the registry on every request, yet a re-pushed tag is seen within that
+time); a failed refresh is an error, never a stale answer.
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ class Upstream:
         self._extensions: dict[Version, list[ExtensionEntry]] = {}
         self._overlays: dict[Version, list[OverlayEntry]] = {}
         self._talosctl: dict[Version, tuple[list[TalosctlFile], Path]] = {}
+        self._tag_digests: dict[tuple[str, str], tuple[float, str]] = {}
 
     @property
     def broken(self) -> list[Version]:
@@ -124,16 +127,20 @@ class Upstream:
 
     async def verified_digest(self, repo: str, ref: str) -> str:
         """Resolve `ref` (a tag or digest) and verify the signature of the digest it names."""
-        if ref.startswith("sha256:"):
-            digest = ref
-        else:
-            descriptor = await self._client.head_manifest(repo, ref)
-            if descriptor is None:
-                raise NotFound(f"image {repo}:{ref} not found in {self._settings.registry}")
-            digest = descriptor.digest
+        digest = ref if ref.startswith("sha256:") else await self._tag_digest(repo, ref)
         if self._verified.get(digest) is None:
             await self._flight.run(f"verify:{digest}", lambda: self._verify(repo, digest))
         return digest
+
+    async def _tag_digest(self, repo: str, tag: str) -> str:
+        known = self._tag_digests.get((repo, tag))
+        if known is not None and time.monotonic() - known[0] < self._settings.tag_recheck_seconds:
+            return known[1]
+        descriptor = await self._client.head_manifest(repo, tag)
+        if descriptor is None:
+            raise NotFound(f"image {repo}:{tag} not found in {self._settings.registry}")
+        self._tag_digests[(repo, tag)] = (time.monotonic(), descriptor.digest)
+        return descriptor.digest
 
     async def _verify(self, repo: str, digest: str) -> None:
         material = await fetch_signature_material(self._client, repo, digest)

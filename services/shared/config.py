@@ -207,6 +207,7 @@ class ArtifactsConfig:
     min_talos_version: str = "1.2.0"
     broken_talos_versions: tuple[str, ...] = ()
     version_recheck_seconds: float = 900.0
+    tag_recheck_seconds: float = 60.0  # how long a release tag's digest is reused before asking again
     signature: SignatureSettings = field(default_factory=SignatureSettings)
 
     def repository(self, component: str) -> str:
