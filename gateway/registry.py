@@ -17,10 +17,11 @@ from multidict import CIMultiDict
 
 from gateway.cache_files import send_cached
 from gateway.errors import text_error
+from gateway.http_headers import ByteRange, RangeNotSatisfiable, parse_range
 from gateway.images import ASSET_KEY_METADATA, routing_key
 from gateway.keys import BACKENDS, CONFIG
 from gateway.registry_routes import Ping, ProxyRoute, SchematicRoute, parse_v2_path, requested_image
-from imagefactory.v1 import builder_pb2, common_pb2, schematic_pb2
+from imagefactory.v1 import builder_pb2, cache_pb2, common_pb2, schematic_pb2
 from services.shared.config import ArtifactsConfig
 from services.shared.errors import FactoryError
 from services.shared.oci import digest_of, index_bytes
@@ -120,14 +121,31 @@ async def forward_to_registry(request: web.Request, route: SchematicRoute, refer
 
 
 async def serve_content(request: web.Request, digest: str) -> web.StreamResponse:
-    """Bytes stored under their digest; anything whose recorded digest differs is not ours to serve."""
+    """Bytes stored under their digest, whole or a `Range` of them (clients resume layer downloads);
+    anything whose recorded digest differs is not ours to serve."""
+    key = digest.removeprefix("sha256:")
+    ranged: ByteRange | None = None
+    if request.headers.get("Range") is not None and request.method == "GET":
+        stat = await request.app[BACKENDS].cache.Stat(cache_pb2.StatRequest(key=key))
+        if stat.asset.digest != digest:
+            return text_error(404, f"blob unknown: {digest}")
+        try:
+            ranged = parse_range(request.headers["Range"], stat.asset.size)
+        except RangeNotSatisfiable:
+            unsatisfiable = {"Content-Range": f"bytes */{stat.asset.size}"}
+            return text_error(416, "invalid range: failed to overlap", headers=unsatisfiable)
 
     def headers(asset: common_pb2.AssetRef) -> dict[str, str]:
         if asset.digest != digest:
             raise web.HTTPNotFound(text=f"blob unknown: {digest}")
-        return content_headers(asset.media_type, digest, asset.size)
+        if ranged is None:
+            return content_headers(asset.media_type, digest, asset.size) | {"Accept-Ranges": "bytes"}
+        sent = content_headers(asset.media_type, digest, ranged.length)
+        return sent | {"Accept-Ranges": "bytes", "Content-Range": ranged.content_range(asset.size)}
 
-    return await send_cached(request, digest.removeprefix("sha256:"), headers)
+    if ranged is None:
+        return await send_cached(request, key, headers)
+    return await send_cached(request, key, headers, status=206, offset=ranged.start, length=ranged.length)
 
 
 def content_headers(media_type: str, digest: str, size: int) -> dict[str, str]:

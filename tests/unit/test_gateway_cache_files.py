@@ -17,18 +17,19 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.app import create_app
-from imagefactory.v1 import builder_pb2, cache_pb2, cache_pb2_grpc
+from imagefactory.v1 import builder_pb2, cache_pb2, cache_pb2_grpc, schematic_pb2
 from services.cache.fs_store import FilesystemStore
 from services.cache.server import CacheServicer
 from services.shared.config import Config, HttpConfig
-from tests.support.fakes import FakeBackends, rpc_error
+from tests.support.fakes import FakeBackends, FakeStub, rpc_error
 from tests.support.grpc_server import serving
 from tests.support.local_signer import LocalSigner
 
 ClientFactory = Callable[[Any], Awaitable[TestClient[Any, Any]]]
-KEY = "ab" * 32
 BODY = bytes(range(256)) * 4096 + b"tail"  # 1 MiB and a bit: several socket writes
+KEY = hashlib.sha256(BODY).hexdigest()  # stored under its digest, the asset is also an OCI blob
 URL = "/image/" + "0" * 64 + "/v1.12.1/metal-amd64.iso"
+BLOB_URL = f"/v2/installer/{'0' * 64}/blobs/sha256:{KEY}"
 
 
 @dataclass
@@ -44,6 +45,11 @@ class CountingCache:
         reply: cache_pb2.LocateResponse = await self.stub.Locate(request, **kwargs)
         return await self.locate_hook(reply) if self.locate_hook else reply
 
+    async def Stat(self, request: cache_pb2.StatRequest, **kwargs: Any) -> cache_pb2.StatResponse:
+        self.calls.append("Stat")
+        reply: cache_pb2.StatResponse = await self.stub.Stat(request, **kwargs)
+        return reply
+
     def Read(self, request: cache_pb2.ReadRequest, **kwargs: Any) -> Any:
         self.calls.append("Read")
         return self.stub.Read(request, **kwargs)
@@ -58,6 +64,10 @@ class ReadyBuilder:
             yield builder_pb2.EnsureAssetResponse(asset=self.asset)
 
         return events()
+
+
+async def schematic_reply() -> schematic_pb2.GetSchematicResponse:
+    return schematic_pb2.GetSchematicResponse()
 
 
 @pytest.fixture
@@ -83,7 +93,11 @@ async def cache(tmp_path: Path) -> AsyncIterator[CountingCache]:
 
 async def gateway(aiohttp_client: ClientFactory, cache: CountingCache, *, send_files: bool = True) -> Any:
     asset = (await cache.stub.Stat(cache_pb2.StatRequest(key=KEY))).asset
-    backends = FakeBackends(cache=cache, builder=ReadyBuilder(asset))  # type: ignore[arg-type]
+    backends = FakeBackends(
+        cache=cache,  # type: ignore[arg-type]
+        builder=ReadyBuilder(asset),  # type: ignore[arg-type]
+        schematic=FakeStub(GetSchematic=lambda _: schematic_reply()),
+    )
     return await aiohttp_client(create_app(Config(http=HttpConfig(send_cache_files=send_files)), backends))
 
 
@@ -156,3 +170,20 @@ async def test_head_sends_no_body(aiohttp_client: ClientFactory, cache: Any) -> 
     client = await gateway(aiohttp_client, cache)
     response = await client.head(URL)
     assert (response.status, response.headers["Content-Length"], await response.read()) == (200, str(len(BODY)), b"")
+
+
+@pytest.mark.parametrize("send_files", [True, False])
+async def test_registry_blobs_answer_ranges(aiohttp_client: ClientFactory, cache: Any, send_files: bool) -> None:
+    client = await gateway(aiohttp_client, cache, send_files=send_files)
+    whole = await client.get(BLOB_URL)
+    assert (whole.status, await whole.read() == BODY) == (200, True)
+    assert whole.headers["Docker-Content-Digest"] == f"sha256:{KEY}"
+    assert whole.headers["Accept-Ranges"] == "bytes"
+    part = await client.get(BLOB_URL, headers={"Range": "bytes=1048570-"})
+    assert (part.status, await part.read()) == (206, BODY[1048570:])
+    assert part.headers["Content-Range"] == f"bytes 1048570-{len(BODY) - 1}/{len(BODY)}"
+    assert part.headers["Content-Length"] == str(len(BODY) - 1048570)
+    beyond = await client.get(BLOB_URL, headers={"Range": f"bytes={len(BODY)}-"})
+    assert (beyond.status, beyond.headers["Content-Range"]) == (416, f"bytes */{len(BODY)}")
+    head = await client.head(BLOB_URL, headers={"Range": "bytes=0-9"})  # HEAD ignores ranges
+    assert (head.status, head.headers["Content-Length"]) == (200, str(len(BODY)))
