@@ -69,7 +69,10 @@ async def image(request: web.Request) -> web.StreamResponse:
         try:
             ranged = parse_range(request.headers.get("Range"), asset.size)
         except RangeNotSatisfiable:
-            return web.Response(status=416, headers={"Content-Range": f"bytes */{asset.size}"})
+            # An error like any other (one line of text), in net/http's words (`ServeContent`).
+            return text_error(
+                416, "invalid range: failed to overlap", headers={"Content-Range": f"bytes */{asset.size}"}
+            )
     if ranged is None:
         status, offset, length = 200, 0, asset.size
     else:
