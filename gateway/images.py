@@ -38,11 +38,17 @@ async def ensure_asset(request: web.Request, schematic: str, version: str, path:
         builder_pb2.EnsureAssetRequest(schematic_id=schematic, version=version, path=path),
         metadata=((ASSET_KEY_METADATA, routing_key(schematic, version, path)),),
     )
+    asset = None
+    # Read the stream to its end (the asset is its last message): a call left open keeps its trace
+    # span open, and that span is the parent of everything the builder did.
     async for event in call:
         if event.HasField("asset"):
-            return event.asset
-        log.debug("build progress", extra={"step": event.progress.step, "detail": event.progress.message})
-    raise web.HTTPServiceUnavailable(text="the builder ended without an asset")
+            asset = event.asset
+        else:
+            log.debug("build progress", extra={"step": event.progress.step, "detail": event.progress.message})
+    if asset is None:
+        raise web.HTTPServiceUnavailable(text="the builder ended without an asset")
+    return asset
 
 
 async def image(request: web.Request) -> web.StreamResponse:

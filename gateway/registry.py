@@ -98,10 +98,13 @@ async def ensure_installer(request: web.Request, route: SchematicRoute) -> str:
         # One builder replica owns one installer build (Envoy ring-hash, deploy/envoy).
         metadata=((ASSET_KEY_METADATA, routing_key(route.schematic, route.reference, route.image)),),
     )
-    async for event in call:
+    digest = ""
+    async for event in call:  # to the end, so that the call's trace span ends too
         if event.HasField("installer"):
-            return str(event.installer.index.digest)
-    raise web.HTTPServiceUnavailable(text="the builder ended without an installer")
+            digest = event.installer.index.digest
+    if not digest:
+        raise web.HTTPServiceUnavailable(text="the builder ended without an installer")
+    return digest
 
 
 async def forward_to_registry(request: web.Request, route: SchematicRoute, reference: str) -> web.StreamResponse:
