@@ -144,6 +144,9 @@ async def step_context(request: web.Request, state: WizardState) -> dict[str, An
         context["groups"] = version_groups(offered, t)
         context["latest"] = facts.latest_stable
         context["selected"] = remembered if remembered else (default.tag if default else "")
+        shown = next((v for v in offered if v.tag == context["selected"]), None)
+        context["version"] = shown
+        context["docs_url"] = links.docs_url(shown) if shown is not None else ""
     elif step is Step.CLOUD and version is not None:
         context["platforms"] = cloud_platforms(version)
         context["selected"] = state.remembered("platform") or DEFAULT_PLATFORM.value

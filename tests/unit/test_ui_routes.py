@@ -326,3 +326,13 @@ async def test_language_parameter_sets_a_cookie(client: TestClient[Any, Any]) ->
 def test_pushed_urls_round_trip() -> None:
     url = "/?target=metal&version=v1.12.1&selected-arch=amd64"
     assert parse_qsl(urlsplit(url).query) == [("target", "metal"), ("version", "v1.12.1"), ("selected-arch", "amd64")]
+
+
+async def test_version_doc_fragment(client: TestClient[Any, Any]) -> None:
+    reply = await client.get("/ui/version-doc?version=v1.12.1")
+    assert reply.status == 200
+    assert 'href="https://docs.siderolabs.com/talos/v1.12/"' in await reply.text()
+    bad = await client.get("/ui/version-doc?version=1.12")
+    assert (bad.status, await bad.text()) == (400, "version 1.12 is not available\n")
+    step = await client.get("/?target=metal")
+    assert 'href="https://docs.siderolabs.com/talos/v1.12/"' in await step.text()  # the preselected version's

@@ -15,7 +15,16 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () { revealCopyButtons(document); });
+  // htmx does not swap 4xx/5xx answers: show their one-line message instead of doing nothing.
+  document.addEventListener("htmx:responseError", function (event) {
+    var box = document.getElementById("error");
+    if (!box) return;
+    box.textContent = (event.detail.xhr.responseText || event.detail.xhr.statusText).trim();
+    box.hidden = false;
+  });
   document.addEventListener("htmx:afterSwap", function (event) {
+    var box = document.getElementById("error");
+    if (box && event.target.id === "wizard") box.hidden = true;
     revealCopyButtons(event.target);
     if (event.target.id === "wizard") {
       var heading = document.getElementById("step-title");
