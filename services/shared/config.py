@@ -77,6 +77,8 @@ class HttpConfig:
     external_pxe_url: str = ""  # empty: same as external_url
     allowed_origins: tuple[str, ...] = ("*",)
     max_body_bytes: int = 1024 * 1024
+    # A request body must arrive completely within this many seconds of its headers (slow clients).
+    body_timeout_seconds: float = 60.0
     # Send cached assets straight from the cache's files with sendfile(2) when this process can open
     # them (same machine or a shared volume); otherwise, and when false, they stream over gRPC.
     send_cache_files: bool = True
@@ -88,6 +90,8 @@ class HttpConfig:
             _check_url("http.external_pxe_url", self.external_pxe_url)
         if self.max_body_bytes <= 0:
             raise ConfigError("http.max_body_bytes: must be positive")
+        if self.body_timeout_seconds <= 0:
+            raise ConfigError("http.body_timeout_seconds: must be positive")
 
 
 @dataclass(frozen=True)
@@ -118,11 +122,16 @@ class GrpcConfig:
     deadline_seconds: float = 30.0  # default for unary calls
     stream_deadline_seconds: float = 1800.0  # builds and large transfers
     shutdown_grace_seconds: float = 5.0
+    # Attempts per call when a service is UNAVAILABLE (gRPC allows at most 5). 1 turns client retries
+    # off: behind Envoy, which retries itself, two layers would multiply the attempts.
+    retry_attempts: int = 4
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             if getattr(self, f.name) <= 0:
                 raise ConfigError(f"grpc.{f.name}: must be positive")
+        if self.retry_attempts > 5:
+            raise ConfigError("grpc.retry_attempts: gRPC allows at most 5")
 
 
 @dataclass(frozen=True)

@@ -22,31 +22,28 @@ LONG_RUNNING = (
     ("imagefactory.v1.CatalogService", "Resolve"),
 )
 
-_RETRY_POLICY = {
-    "maxAttempts": 4,
-    "initialBackoff": "0.1s",
-    "maxBackoff": "2s",
-    "backoffMultiplier": 2,
-    "retryableStatusCodes": ["UNAVAILABLE"],
-}
+
+def retry_policy(attempts: int) -> dict[str, Any]:
+    return {
+        "maxAttempts": attempts,
+        "initialBackoff": "0.1s",
+        "maxBackoff": "2s",
+        "backoffMultiplier": 2,
+        "retryableStatusCodes": ["UNAVAILABLE"],
+    }
 
 
 def service_config(config: Config) -> str:
     """gRPC service config: a default deadline, a long one for streams, retries for UNAVAILABLE."""
-    short = f"{config.grpc.deadline_seconds:g}s"
-    long = f"{config.grpc.stream_deadline_seconds:g}s"
-    return json.dumps(
-        {
-            "methodConfig": [
-                {"name": [{}], "timeout": short, "retryPolicy": _RETRY_POLICY},
-                {
-                    "name": [{"service": s, "method": m} for s, m in LONG_RUNNING],
-                    "timeout": long,
-                    "retryPolicy": _RETRY_POLICY,
-                },
-            ]
-        }
-    )
+    short: dict[str, Any] = {"name": [{}], "timeout": f"{config.grpc.deadline_seconds:g}s"}
+    long: dict[str, Any] = {
+        "name": [{"service": s, "method": m} for s, m in LONG_RUNNING],
+        "timeout": f"{config.grpc.stream_deadline_seconds:g}s",
+    }
+    if config.grpc.retry_attempts > 1:
+        for method in (short, long):
+            method["retryPolicy"] = retry_policy(config.grpc.retry_attempts)
+    return json.dumps({"methodConfig": [short, long]})
 
 
 def channel_options(config: Config) -> list[tuple[str, Any]]:
@@ -69,7 +66,7 @@ def open_channel(config: Config, service: str) -> aio.Channel:
     """An insecure (loopback / mesh-internal) channel to one service by its configured address."""
     options = [
         *channel_options(config),
-        ("grpc.enable_retries", 1),
+        ("grpc.enable_retries", int(config.grpc.retry_attempts > 1)),
         # A restarted service should be found again within a second or two, not after gRPC's default
         # backoff of up to two minutes.
         ("grpc.initial_reconnect_backoff_ms", 100),

@@ -231,6 +231,7 @@ def test_builder_image_carries_the_builder_tools_and_signer_image_sbsigntool(sta
         "ovmf",  # boot tests
         "busybox-static",  # demo release
         "umoci",  # installer image tests
+        "chromium",  # the web UI browser test
     }
     builder = apt_packages(stages["by_name"]["builder"])
     expected = set(script.values()) - not_builder
