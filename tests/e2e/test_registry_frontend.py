@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import tarfile
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from tests.e2e.conftest import http_get
 from tests.e2e.test_boot_initramfs import create_schematic
 from tests.e2e.test_images import metric
 from tests.support.cosign_cli import cosign_verify
+from tests.support.real_tools import require_tools
 
 pytestmark = [pytest.mark.e2e, pytest.mark.registry]
 
@@ -107,3 +109,37 @@ async def test_concurrent_pulls_of_a_cold_image_build_it_once(demo_mesh: Mesh) -
     assert len({digest for _, digest in results}) == 1
     after = metric(demo_mesh, "builder", "image_factory_assets_built_total", '{output_kind="installer"}')
     assert after - before == 2  # amd64 and arm64, once each
+
+
+def test_secureboot_installer_pull_carries_signed_boot_files_for_both_arches(demo_mesh: Mesh, tmp_path: Path) -> None:
+    """`installer-secureboot`: every arch's artifacts layer holds the UKI and systemd-boot, both signed
+    with the factory's Secure Boot key (sbverify against /secureboot/signing-cert.pem)."""
+    require_tools("sbverify")
+    sid = create_schematic(demo_mesh, b"customization:\n  extraKernelArgs: [sb.installer=1]\n")
+    factory = demo_mesh.url.removeprefix("http://")
+    image = f"docker://{factory}/installer-secureboot/{sid}:v1.12.1"
+    layout = tmp_path / "oci"
+    copied = skopeo("copy", "--all", "--src-tls-verify=false", image, f"oci:{layout}:sb")
+    assert copied.returncode == 0, copied.stderr
+    cert = tmp_path / "db.pem"
+    cert.write_bytes(http_get(f"{demo_mesh.url}/secureboot/signing-cert.pem")[2])
+
+    def blob(digest: str) -> Path:
+        return layout / "blobs" / "sha256" / digest.removeprefix("sha256:")
+
+    index = json.loads((layout / "index.json").read_text())
+    (top,) = index["manifests"]
+    children = json.loads(blob(top["digest"]).read_text())["manifests"]
+    assert sorted(c["platform"]["architecture"] for c in children) == ["amd64", "arm64"]
+    for child in children:
+        arch = child["platform"]["architecture"]
+        manifest = json.loads(blob(child["digest"]).read_text())
+        with tarfile.open(blob(manifest["layers"][-1]["digest"])) as layer:
+            names = sorted(m.name for m in layer.getmembers() if m.isfile())
+            assert names == [f"usr/install/{arch}/systemd-boot.efi", f"usr/install/{arch}/vmlinuz.efi"]
+            layer.extractall(tmp_path / arch, filter="data")
+        for name in names:
+            checked = subprocess.run(
+                ["sbverify", "--cert", str(cert), str(tmp_path / arch / name)], capture_output=True, timeout=60
+            )
+            assert checked.returncode == 0, (arch, name, checked.stderr)
