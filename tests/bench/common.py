@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import aiohttp
 
 from services.mesh.supervisor import Mesh
+from services.shared.config import SERVICE_NAMES, config_to_env, load_config
 from tests.e2e.conftest import http_get
+from tests.support.ports import free_port
 
 VERSION = "v1.12.1"
 THREE_EXTENSIONS = ("siderolabs/demo-firmware", "siderolabs/demo-kmod", "siderolabs/demo-tools")
@@ -72,3 +77,36 @@ def print_table(title: str, header: Sequence[str], rows: Iterable[Sequence[objec
     print("|" + "---|" * len(header))
     for row in rows:
         print("| " + " | ".join(str(cell) for cell in row) + " |")
+
+
+def side_mesh(mesh: Mesh, root: Path, names: Sequence[str], **changes: Mapping[str, Any]) -> Mesh:
+    """Start more processes (`names`, e.g. a second gateway) beside `mesh`, sharing its other services.
+
+    `changes` are merged into the mesh's config sections (`http={"send_cache_files": False}`); the new
+    processes get a state dir of their own and free ports for their listeners and metrics.
+    """
+    overrides: dict[str, Any] = {
+        key: dict(value) if isinstance(value, Mapping) else value for key, value in mesh.overrides.items()
+    }
+    overrides["state_dir"] = os.fspath(root / "state")
+    port = free_port()
+    overrides["http"].update(listen=f"127.0.0.1:{port}", external_url=f"http://127.0.0.1:{port}/")
+    for name in names:
+        overrides["metrics"][name] = f"127.0.0.1:{free_port()}"
+        if name in SERVICE_NAMES:
+            overrides["services"][name] = f"127.0.0.1:{free_port()}"
+    for section, values in changes.items():
+        overrides[section].update(values)
+    side = Mesh(config=load_config(None, config_to_env(overrides)), overrides=overrides, log_dir=root / "logs")
+    deadline = time.monotonic() + 60
+    try:
+        for name in names:
+            side.start_process(name)
+            if name in SERVICE_NAMES:
+                side.wait_serving(name, deadline)
+        if "gateway" in names:
+            side.wait_ready(deadline)
+    except BaseException:
+        side.stop()
+        raise
+    return side
