@@ -1,6 +1,6 @@
 """gRPC status → HTTP response, in one table (the Go factory's `MatchError`).
 
-4xx bodies keep the service's one-line message (the Go texts); 5xx other than 503 say only
+4xx bodies keep the service's one-line message (the Go texts); 5xx other than 502, 503 and 507 say only
 "internal server error" — details are in the logs and the trace, found by X-Request-ID.
 """
 
@@ -24,6 +24,8 @@ STATUS_TABLE: dict[tuple[grpc.StatusCode, str | None], int] = {
     (grpc.StatusCode.FAILED_PRECONDITION, "UNVERIFIED"): 502,
     (grpc.StatusCode.RESOURCE_EXHAUSTED, None): 429,
     (grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_LARGE"): 413,
+    # A full disk on our side: RFC 4918's "Insufficient Storage", not a 429 aimed at the client.
+    (grpc.StatusCode.RESOURCE_EXHAUSTED, "NO_SPACE"): 507,
     (grpc.StatusCode.UNAVAILABLE, None): 503,
     (grpc.StatusCode.DEADLINE_EXCEEDED, None): 503,
     (grpc.StatusCode.CANCELLED, None): 499,
@@ -31,7 +33,7 @@ STATUS_TABLE: dict[tuple[grpc.StatusCode, str | None], int] = {
 }
 
 # Statuses whose message is safe and useful to show to the client.
-_SHOW_MESSAGE = {400, 402, 404, 413, 416, 429, 501, 502, 503}
+_SHOW_MESSAGE = {400, 402, 404, 413, 416, 429, 501, 502, 503, 507}
 _DEFAULT_MESSAGES = {503: "service temporarily unavailable", 499: "client closed request"}
 
 
@@ -59,8 +61,10 @@ def rpc_error_response(error: grpc.aio.AioRpcError) -> web.Response:
     if status in _SHOW_MESSAGE:
         details = (error.details() or "").splitlines()
         message = details[0] if details else _DEFAULT_MESSAGES.get(status, "error")
-        if error.code() == grpc.StatusCode.UNAVAILABLE and "failed to connect" in message:
-            # A channel-level failure: the text would leak addresses and mean little to a client.
+        transport = reason_of(error) is None  # our services always send a reason; gRPC itself does not
+        if error.code() == grpc.StatusCode.UNAVAILABLE and (transport or "failed to connect" in message):
+            # A channel-level failure (peer unreachable, or gone mid-call: "Stream removed (Socket
+            # closed)"): the text would leak addresses and mean little to a client.
             message = _DEFAULT_MESSAGES[503]
     else:
         message = _DEFAULT_MESSAGES.get(status, "internal server error")

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
+import grpc
 from aiohttp import web
 
 from gateway.cache_files import send_cached
@@ -25,6 +28,8 @@ SIGNATURE_SUFFIX = ".sigstore.json"
 # Consistent-hashing header for the builder route (deploy/envoy): one replica builds one asset.
 ASSET_KEY_METADATA = "x-asset-key"
 PXE_ARCHES = {"x86_64": "amd64", "i386": "amd64", "amd64": "amd64", "arm64": "arm64"}
+
+T = TypeVar("T")
 
 
 def routing_key(schematic: str, version: str, path: str) -> str:
@@ -51,6 +56,25 @@ async def ensure_asset(request: web.Request, schematic: str, version: str, path:
     return asset
 
 
+async def with_asset(
+    request: web.Request, schematic: str, version: str, path: str, use: Callable[[common_pb2.AssetRef], Awaitable[T]]
+) -> T:
+    """Ensure the asset, then `use` it; if the cache refuses it before the first byte, ensure it once more.
+
+    The builder's cache check does not hash the bytes; reading does. An asset that fails that check is
+    dropped by the cache (NOT_FOUND), as is one caught mid-replacement by a concurrent Put: ensuring it
+    again rebuilds it, so the client gets the asset rather than a 404 for a path that is valid.
+    """
+    asset = await ensure_asset(request, schematic, version, path)
+    try:
+        return await use(asset)
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+        log.warning("the cache refused an asset the builder had found; ensuring it again", extra={"key": asset.key})
+    return await use(await ensure_asset(request, schematic, version, path))
+
+
 async def image(request: web.Request) -> web.StreamResponse:
     schematic, version, path = (request.match_info[k] for k in ("schematic", "version", "path"))
     # Enterprise-only sidecars are refused before anything else, as the community reference does.
@@ -62,7 +86,10 @@ async def image(request: web.Request) -> web.StreamResponse:
         disposition = content_disposition(request.query.get("filename") or path)
     except FactoryError as exc:
         return text_error(400, exc.message)
-    asset = await ensure_asset(request, schematic, version, path)
+    return await with_asset(request, schematic, version, path, lambda asset: send_asset(request, asset, disposition))
+
+
+async def send_asset(request: web.Request, asset: common_pb2.AssetRef, disposition: str) -> web.StreamResponse:
     headers = {
         "Content-Type": asset.media_type,
         "Content-Disposition": disposition,
@@ -125,8 +152,8 @@ async def read_small(request: web.Request, key: str) -> bytes:
 async def pxe(request: web.Request) -> web.Response:
     schematic, version = request.match_info["schematic"], request.match_info["version"]
     target = normalize_pxe_target(request.match_info["path"])
-    asset = await ensure_asset(request, schematic, version, f"cmdline-{target}")
-    cmdline = (await read_small(request, asset.key)).decode().strip()
+    data = await with_asset(request, schematic, version, f"cmdline-{target}", lambda a: read_small(request, a.key))
+    cmdline = data.decode().strip()
     config = request.app[CONFIG]
     base = config.http.external_pxe_url or config.http.external_url
     script = pxe_script(base, schematic, version, target, cmdline)

@@ -16,6 +16,7 @@ from aiohttp import web
 from prometheus_client import Counter, Gauge, Histogram
 
 from gateway.errors import rpc_error_response, text_error
+from gateway.keys import CONFIG
 from services.shared.context import REQUEST_ID_HEADER, request_id_var, sane_request_id
 from services.shared.version import PRODUCT_NAME, VERSION
 
@@ -50,6 +51,27 @@ def _http_exception_response(exc: web.HTTPException) -> web.StreamResponse:
     return exc
 
 
+class BodyTimeout(asyncio.TimeoutError):
+    """The client did not send its whole body within `http.body_timeout_seconds` (a slow-loris)."""
+
+
+def _body_deadline(request: web.Request, seconds: float) -> asyncio.TimerHandle | None:
+    """Fail the body stream, wherever the handler reads it, if it is still incomplete after `seconds`.
+
+    aiohttp has no body timeout: a client that sends headers and then trickles (or stalls) its body
+    holds a handler forever. The deadline is total, not idle, so a trickle cannot extend it. It being a
+    TimeoutError also ends aiohttp's lingering read of an unread body, so the connection closes.
+    """
+    if not request.body_exists or request.content.is_eof():
+        return None
+
+    def expire() -> None:
+        if not request.content.is_eof():
+            request.content.set_exception(BodyTimeout())
+
+    return asyncio.get_running_loop().call_later(seconds, expire)
+
+
 def _log_level(status: int) -> int:
     if status < 400:
         return logging.INFO
@@ -66,9 +88,17 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     status = 500
     error: str | None = None
     REQUESTS_INFLIGHT.labels(label).inc()
+    limits = request.app[CONFIG].http
+    deadline = _body_deadline(request, limits.body_timeout_seconds)
     try:
         try:
+            if (request.content_length or 0) > limits.max_body_bytes:
+                raise web.HTTPRequestEntityTooLarge(limits.max_body_bytes, request.content_length or 0)
             response = await handler(request)
+        except BodyTimeout:
+            error = "request body timeout"
+            response = text_error(408, "request body timeout")
+            response.force_close()
         except web.HTTPException as exc:
             response = _http_exception_response(exc)
         except grpc.aio.AioRpcError as exc:
@@ -87,6 +117,8 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         status = response.status
         return response
     finally:
+        if deadline is not None:
+            deadline.cancel()
         duration = time.monotonic() - started
         REQUESTS_INFLIGHT.labels(label).dec()
         REQUEST_DURATION.labels(label, request.method, str(status)).observe(duration)

@@ -9,11 +9,13 @@ build succeeded, and every waiter gets the same result or the same error.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import logging
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -21,7 +23,8 @@ from typing import Protocol
 from prometheus_client import Counter, Histogram
 
 from services.builder.progress import Progress, ProgressFeed
-from services.shared.errors import Internal
+from services.shared.errors import InsufficientStorage, Internal
+from services.shared.tools import ToolFailed
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,9 @@ WAITING = Histogram(
     "image_factory_assets_concurrency_latency_seconds", "Time waiting for a build slot", buckets=BUCKETS
 )
 BUILDING = Histogram("image_factory_assets_build_latency_seconds", "Time to build an asset", buckets=BUCKETS)
+# A full scratch volume, as the kernel reports it to us and as tools print it (strerror, LC_ALL=C.UTF-8).
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+NO_SPACE_TEXTS = (b"No space left on device", b"Disk quota exceeded")
 
 
 @dataclass(frozen=True)
@@ -80,7 +86,8 @@ class AssetBuilder:
     def prepare(self) -> None:
         """Drop the work dirs of builds a crash interrupted; nothing of them was ever published."""
         shutil.rmtree(self._work_root, ignore_errors=True)
-        self._work_root.mkdir(parents=True)
+        # The root itself stays when it is a mount point (a scratch volume of its own).
+        self._work_root.mkdir(parents=True, exist_ok=True)
 
     @property
     def building(self) -> int:
@@ -115,10 +122,12 @@ class AssetBuilder:
             async with self._slots:
                 WAITING.observe(time.monotonic() - waited)
                 started = time.monotonic()
-                work = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="build-", dir=self._work_root))
+                with _full_disk_is_insufficient_storage(request.file_name):
+                    work = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="build-", dir=self._work_root))
                 try:
                     try:
-                        output = await asyncio.wait_for(request.build(work, feed), self._timeout)
+                        with _full_disk_is_insufficient_storage(request.file_name):
+                            output = await asyncio.wait_for(request.build(work, feed), self._timeout)
                     except TimeoutError:
                         raise Internal(f"building {request.file_name} timed out after {self._timeout:g} s") from None
                     async with feed.step("publish", f"storing {request.file_name} in the cache"):
@@ -132,3 +141,20 @@ class AssetBuilder:
             return stored
         finally:
             feed.close()
+
+
+@contextlib.contextmanager
+def _full_disk_is_insufficient_storage(file_name: str) -> Iterator[None]:
+    """A build that ran out of scratch space failed for a reason of ours, not of the request: say so.
+
+    Other OS errors and tool failures stay what they are (bugs or broken inputs: INTERNAL).
+    """
+    try:
+        yield
+    except (OSError, ToolFailed) as exc:
+        if isinstance(exc, OSError) and exc.errno not in NO_SPACE_ERRNOS:
+            raise
+        if isinstance(exc, ToolFailed) and not any(text in exc.stderr_tail for text in NO_SPACE_TEXTS):
+            raise
+        log.warning("the build volume is full", extra={"file_name": file_name, "error": str(exc)})
+        raise InsufficientStorage(f"building {file_name} failed: no space left on the build volume") from None

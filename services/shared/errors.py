@@ -64,6 +64,13 @@ class PayloadTooLarge(FactoryError):
     reason = "TOO_LARGE"
 
 
+class InsufficientStorage(FactoryError):
+    """Our own disk is full (ENOSPC, EDQUOT): the request was fine, retry once space is freed."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = "NO_SPACE"
+
+
 class Overloaded(FactoryError):
     """Too much work queued; try again later."""
 

@@ -48,8 +48,17 @@ def test_client_errors_keep_the_message_server_errors_do_not() -> None:
     assert (crash.status, crash.text) == (500, "internal server error\n")
     down = rpc_error_response(rpc_error(grpc.StatusCode.UNAVAILABLE, "failed to connect to all addresses; ipv4:..."))
     assert (down.status, down.text) == (503, "service temporarily unavailable\n")
-    busy = rpc_error_response(rpc_error(grpc.StatusCode.UNAVAILABLE, "registry 127.0.0.1:5000 is unreachable"))
+    busy = rpc_error_response(
+        rpc_error(grpc.StatusCode.UNAVAILABLE, "registry 127.0.0.1:5000 is unreachable", reason="UNAVAILABLE")
+    )
     assert (busy.status, busy.text) == (503, "registry 127.0.0.1:5000 is unreachable\n")
+    # No reason: gRPC's own failure of this hop (the peer died mid-call), not a service's message.
+    gone = rpc_error_response(rpc_error(grpc.StatusCode.UNAVAILABLE, "Stream removed (Socket closed)"))
+    assert (gone.status, gone.text) == (503, "service temporarily unavailable\n")
+    full = rpc_error_response(
+        rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "building x.iso failed: no space left", reason="NO_SPACE")
+    )
+    assert (full.status, full.text) == (507, "building x.iso failed: no space left\n")
 
 
 def make_app(backends: FakeBackends) -> Any:
