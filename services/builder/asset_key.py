@@ -8,7 +8,7 @@ key = sha256 of a canonical JSON document holding
     `imager/vmlinuz`, `imager/initramfs`, `imager/sd-boot`, `imager/sd-stub` (files of the imager
     image for the version and arch), `extension/<name>` (the arch manifest actually pulled),
     `overlay/<arch>` (host and target copies), `base-installer`, `schematic-extension` (the tarball),
-    `signer/<key or cert>` for SecureBoot builds,
+    `signer/secureboot-certificate` and `signer/pcr-public-key` for SecureBoot builds (planning.py),
   * the tags of the `KEY_SALTS` that apply to the profile.
 
 Our keys are not the Go service's keys (`Hash` over go-yaml bytes plus its errata, §5): we keep a

@@ -8,6 +8,8 @@ schematic (404) → version (400; the reference answers 500) → profile path (4
 from __future__ import annotations
 
 import functools
+import hashlib
+import time
 from dataclasses import dataclass
 
 import yaml
@@ -55,6 +57,7 @@ class Planner:
         self._images = images
         self._settings = settings
         self._signer = signer
+        self._signing_identity = SigningIdentity(signer)
 
     async def plan(self, schematic_id: str, version_text: str, path: str) -> Plan:
         fetched = await self._schematics.get(schematic_id)
@@ -84,7 +87,10 @@ class Planner:
             )
         except InvalidArgument as exc:
             raise InvalidArgument(ENHANCE_ERROR_PREFIX + exc.message, reason=exc.reason) from None
-        key = asset_key(enhanced, input_digests(inputs))
+        digests = input_digests(inputs)
+        if enhanced.secureboot:
+            digests.update(await self._signing_identity.digests())
+        key = asset_key(enhanced, digests)
         final = fill_output_defaults(enhanced)
         request = AssetRequest(
             key=key,
@@ -116,6 +122,32 @@ class Planner:
             return None
         loaded = yaml.safe_load(path.read_text())
         return loaded if isinstance(loaded, dict) else None
+
+
+class SigningIdentity:
+    """Digests of the Secure Boot certificate and the PCR public key, for the keys of Secure Boot assets.
+
+    Their bytes embed both, so a rotated key must mean new asset keys (and new builds), never the old
+    assets signed by the old key. Asked of the signer at most once a minute.
+    """
+
+    TTL_SECONDS = 60.0
+
+    def __init__(self, signer: Signer) -> None:
+        self._signer = signer
+        self._known: tuple[float, dict[str, str]] | None = None
+
+    async def digests(self) -> dict[str, str]:
+        if self._known is not None and time.monotonic() - self._known[0] < self.TTL_SECONDS:
+            return self._known[1]
+        certificate = await self._signer.certificate()
+        _, pcr_public_key = await self._signer.sign_pcr({})
+        digests = {
+            "signer/secureboot-certificate": "sha256:" + hashlib.sha256(certificate).hexdigest(),
+            "signer/pcr-public-key": "sha256:" + hashlib.sha256(pcr_public_key).hexdigest(),
+        }
+        self._known = (time.monotonic(), digests)
+        return digests
 
 
 def input_digests(inputs: BuildInputs) -> dict[str, str]:
