@@ -197,14 +197,21 @@ def test_wizard_to_downloaded_iso(demo_mesh: Mesh, browser: Browser, tmp_path: P
     assert status == 200
     assert script.startswith(b"#!ipxe") and b"nolapic talos.demo=web-ui" in script
 
-    # The browser's back button returns to the previous step; a reload keeps the step.
+    # The browser's back button returns to the previous step, and a reload keeps it (the URL holds the
+    # state as it was when that step was shown).
     page.go_back()
     expect(page.locator("#step-title")).to_have_text("Customization")
     page.reload()
     expect(page.locator("#step-title")).to_have_text("Customization")
-    expect(page.get_by_label("Extra kernel command line arguments")).to_have_value(KERNEL_ARGS)
     page.go_forward()
     expect(page.locator("#step-title")).to_have_text("Your schematic is ready")
+    expect(page.locator("#schematic-id")).to_have_text(schematic_id)
+    # The wizard's own Back button keeps what was typed.
+    page.get_by_role("button", name="Back").click()
+    expect(page.locator("#step-title")).to_have_text("Customization")
+    expect(page.get_by_label("Extra kernel command line arguments")).to_have_value(KERNEL_ARGS)
+    walk.next()
+    expect(page.locator("#schematic-id")).to_have_text(schematic_id)
 
     # `?schematic-id=` pre-fills a new walk with this schematic's choices.
     page.goto(f"/?schematic-id={schematic_id}")
@@ -232,4 +239,15 @@ def test_wizard_to_downloaded_iso(demo_mesh: Mesh, browser: Browser, tmp_path: P
         nojs.locator('a[data-asset="metal-amd64.iso"]').click()
     assert plain_download.value.suggested_filename == "metal-amd64.iso"
     plain.close()
+
+    # Readable on a phone: no sideways scrolling on a narrow screen.
+    phone = browser.new_context(base_url=base, viewport={"width": 390, "height": 844}, is_mobile=True)
+    small = phone.new_page()
+    small.set_default_timeout(STEP_TIMEOUT_MS)
+    for url in ("/", final_url.removeprefix(base)):
+        small.goto(url)
+        expect(small.locator("#step-title")).to_be_visible()
+        assert small.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), url
+    small.screenshot(path=shots / "98-final-on-a-phone.png", full_page=True)
+    phone.close()
     print(f"timings: steps {walk.timings}, iso click→download {iso_seconds}s, HEAD of all links {head_seconds}s")
