@@ -29,6 +29,13 @@ SERVER_HEADER = f"{PRODUCT_NAME} {VERSION}"
 REQUEST_DURATION = Histogram("http_request_duration_seconds", "HTTP request latency", ["handler", "method", "code"])
 REQUESTS_INFLIGHT = Gauge("http_requests_inflight", "HTTP requests being served", ["handler"])
 RESPONSES = Counter("http_responses_total", "HTTP responses by status", ["handler", "method", "code"])
+# The reference's buckets (go-http-metrics): 100 B, 1 kB, … 10 GB.
+RESPONSE_SIZE = Histogram(
+    "http_response_size_bytes",
+    "HTTP response body sizes",
+    ["handler", "method", "code"],
+    buckets=tuple(100 * 10**n for n in range(8)),
+)
 
 
 def route_label(request: web.Request) -> str:
@@ -115,6 +122,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             response.headers[REQUEST_ID_HEADER] = request_id
             response.headers["Server"] = SERVER_HEADER
         status = response.status
+        RESPONSE_SIZE.labels(label, request.method, str(status)).observe(_body_size(request, response))
         return response
     finally:
         if deadline is not None:
@@ -143,3 +151,11 @@ def add_headers_on_prepare(request: web.Request, response: web.StreamResponse) -
     """Streamed responses are prepared inside handlers; stamp them too (on_response_prepare)."""
     response.headers.setdefault(REQUEST_ID_HEADER, request_id_var.get() or sane_request_id(None))
     response.headers.setdefault("Server", SERVER_HEADER)
+
+
+def _body_size(request: web.Request, response: web.StreamResponse) -> int:
+    """Bytes of body the response carries: its Content-Length (also for bodies sent with sendfile(2),
+    which bypass the writer's count), else what was written; none for HEAD."""
+    if request.method == "HEAD":
+        return 0
+    return response.content_length if response.content_length is not None else response.body_length

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from services.builder.progress import Progress, ProgressFeed
 from services.shared.errors import InsufficientStorage, Internal
@@ -29,13 +29,22 @@ from services.shared.tools import ToolFailed
 log = logging.getLogger(__name__)
 
 BUCKETS = (1, 10, 60, 180, 600)
-BUILT = Counter("image_factory_assets_built_total", "Assets built", ["output_kind"])
-BUILT_BYTES = Counter("image_factory_assets_built_bytes_total", "Bytes of assets built", ["output_kind"])
-CACHED = Counter("image_factory_assets_delivered_cached_total", "Assets served from the cache", ["output_kind"])
+# The reference's asset metrics and labels (factory spec §14), then ours: joins, running and waiting builds.
+ASSET_LABELS = ["talos_version", "output_kind", "arch"]
+BUILT = Counter("image_factory_assets_built_total", "Assets built", ASSET_LABELS)
+BUILT_BYTES = Counter("image_factory_assets_built_bytes_total", "Bytes of assets built", ASSET_LABELS)
+CACHED = Counter("image_factory_assets_delivered_cached_total", "Assets served from the cache", ASSET_LABELS)
+CACHED_BYTES = Counter("image_factory_assets_cached_bytes_total", "Bytes of assets served from the cache", ASSET_LABELS)
+CACHED_ERRORS = Counter("image_factory_assets_cached_errors_total", "Cache lookups that failed", ASSET_LABELS)
 WAITING = Histogram(
     "image_factory_assets_concurrency_latency_seconds", "Time waiting for a build slot", buckets=BUCKETS
 )
 BUILDING = Histogram("image_factory_assets_build_latency_seconds", "Time to build an asset", buckets=BUCKETS)
+JOINS = Counter(
+    "image_factory_assets_build_joins_total", "Requests that joined a build already under way", ["output_kind"]
+)
+RUNNING = Gauge("image_factory_assets_builds_running", "Builds holding a build slot")
+QUEUED = Gauge("image_factory_assets_builds_waiting", "Builds waiting for a build slot (builder.max_concurrency)")
 # A full scratch volume, as the kernel reports it to us and as tools print it (strerror, LC_ALL=C.UTF-8).
 NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 NO_SPACE_TEXTS = (b"No space left on device", b"Disk quota exceeded")
@@ -67,6 +76,12 @@ class AssetRequest:
     media_type: str
     file_name: str
     build: BuildFn
+    version: str = ""  # Talos version and arch, for metrics
+    arch: str = ""
+
+    @property
+    def labels(self) -> tuple[str, str, str]:
+        return (self.version, self.kind, self.arch)
 
 
 @dataclass
@@ -96,13 +111,20 @@ class AssetBuilder:
     async def ensure(self, request: AssetRequest) -> AsyncIterator[Progress | StoredAsset]:
         """Progress events, then the stored asset (or the build's error)."""
         if request.key not in self._flights:
-            hit = await self._cache.stat(request.key)
+            try:
+                hit = await self._cache.stat(request.key)
+            except Exception:
+                CACHED_ERRORS.labels(*request.labels).inc()
+                raise
             if hit is not None:
-                CACHED.labels(request.kind).inc()
+                CACHED.labels(*request.labels).inc()
+                CACHED_BYTES.labels(*request.labels).inc(hit.size)
                 yield hit
                 return
         flight = self._flights.get(request.key)
-        if flight is None:
+        if flight is not None:
+            JOINS.labels(request.kind).inc()
+        else:
             feed = ProgressFeed()
             flight = _Flight(feed, asyncio.create_task(self._build(request, feed)))
             self._flights[request.key] = flight
@@ -119,7 +141,10 @@ class AssetBuilder:
         try:
             feed.publish("queued", f"waiting for a build slot for {request.file_name}")
             waited = time.monotonic()
-            async with self._slots:
+            with QUEUED.track_inprogress():
+                await self._slots.acquire()
+            RUNNING.inc()
+            try:
                 WAITING.observe(time.monotonic() - waited)
                 started = time.monotonic()
                 with _full_disk_is_insufficient_storage(request.file_name):
@@ -135,8 +160,11 @@ class AssetBuilder:
                 finally:
                     await asyncio.to_thread(shutil.rmtree, work, True)
                 BUILDING.observe(time.monotonic() - started)
-            BUILT.labels(request.kind).inc()
-            BUILT_BYTES.labels(request.kind).inc(stored.size)
+            finally:
+                RUNNING.dec()
+                self._slots.release()
+            BUILT.labels(*request.labels).inc()
+            BUILT_BYTES.labels(*request.labels).inc(stored.size)
             feed.publish("done", f"{request.file_name} is ready", 1.0)
             return stored
         finally:

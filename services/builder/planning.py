@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 import yaml
+from prometheus_client import Counter
 
 from services.builder import outputs
 from services.builder.adapters.images import ImageStore
@@ -43,6 +44,12 @@ class Plan:
     request: AssetRequest
 
 
+# The reference's name: requested extension names (and overlay names) per asset request (spec §14).
+EXTENSION_HITS = Counter(
+    "image_factory_profile_system_extension_hits_total", "Asset requests per system extension or overlay", ["extension"]
+)
+
+
 class Planner:
     def __init__(
         self,
@@ -70,6 +77,8 @@ class Planner:
         takes_extensions = profile.output.kind.takes_extensions
         names = list(schematic.customization.system_extensions.official_extensions) if takes_extensions else []
         overlay_name = schematic.overlay.name if takes_extensions else ""
+        for name in [*names, overlay_name] if overlay_name else names:
+            EXTENSION_HITS.labels(name).inc()
         inputs = await self._catalog.resolve(version.tag, profile.arch.value, names, overlay_name)
         extensions = await self._catalog.extensions(version.tag) if names else []
         overlays = await self._catalog.overlays(version.tag) if overlay_name else []
@@ -95,6 +104,8 @@ class Planner:
         request = AssetRequest(
             key=key,
             kind=final.output.kind.value,
+            version=version.tag,
+            arch=final.arch.value,
             media_type=content_type(path),
             file_name=path,
             build=functools.partial(

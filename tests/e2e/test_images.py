@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import tarfile
 import urllib.request
@@ -25,12 +26,19 @@ def create_schematic(mesh: Mesh, body: bytes) -> str:
         return str(json.loads(reply.read())["id"])
 
 
+LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
 def metric(mesh: Mesh, process: str, name: str, labels: str = "") -> float:
+    """The sum of the series of `name` whose labels include `labels` (`{k="v",…}`, empty = all)."""
+    wanted = set(LABEL.findall(labels))
     _, _, body = http_get(f"http://{mesh.config.metrics.address(process)}/metrics")
+    total = 0.0
     for line in body.decode().splitlines():
-        if line.startswith(f"{name}{labels}") and not line.startswith("#"):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+        series, _, value = line.rpartition(" ")
+        if series.partition("{")[0] == name and wanted <= set(LABEL.findall(series)):
+            total += float(value)
+    return total
 
 
 def test_cmdline_asset_and_headers(demo_mesh: Mesh) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import grpc
 import pytest
 from aiohttp.test_utils import TestClient
+from prometheus_client import REGISTRY
 
 from gateway.app import create_app
 from gateway.errors import http_status, rpc_error_response
@@ -131,3 +132,23 @@ async def test_a_bug_in_a_handler_is_a_bare_500(aiohttp_client: ClientFactory) -
     client = await aiohttp_client(make_app(FakeBackends(schematic=FakeStub(GetSchematic=crash))))
     reply = await client.get("/schematics/x")
     assert (reply.status, await reply.text()) == (500, "internal server error\n")
+
+
+async def test_response_sizes_are_observed_per_route(aiohttp_client: ClientFactory) -> None:
+    client = await aiohttp_client(make_app(FakeBackends()))
+
+    def observed(method: str, code: str) -> tuple[float, float]:
+        labels = {"handler": "unmatched", "method": method, "code": code}
+        count = REGISTRY.get_sample_value("http_response_size_bytes_count", labels) or 0.0
+        total = REGISTRY.get_sample_value("http_response_size_bytes_sum", labels) or 0.0
+        return count, total
+
+    before = observed("GET", "404")
+    reply = await client.get("/no/such/route")
+    body = await reply.read()
+    after = observed("GET", "404")
+    assert (after[0] - before[0], after[1] - before[1]) == (1, len(body))
+    head_before = observed("HEAD", "404")
+    await client.head("/no/such/route")
+    head_after = observed("HEAD", "404")
+    assert (head_after[0] - head_before[0], head_after[1] - head_before[1]) == (1, 0)  # HEAD carries no body
