@@ -32,6 +32,7 @@ from gateway.ui.wizard import (
     WizardError,
     arch_options,
     back,
+    chosen_version,
     cloud_platforms,
     current_step,
     customization_offers,
@@ -133,7 +134,7 @@ async def step_context(request: web.Request, state: WizardState) -> dict[str, An
         "can_go_back": step is not Step.TARGET,
     }
     target = state.get("target")
-    version = parse_requested(state.get("version")) if state.has("version") else None
+    version = chosen_version(state)
     if step is Step.TARGET:
         context["choices"] = [t.value for t in Target]
         context["selected"] = state.remembered("target") or Target.METAL.value

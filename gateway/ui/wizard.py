@@ -155,7 +155,8 @@ def search_extensions(catalog: Sequence[Extension], search: str, selected: Seque
 # -- which step is next -----------------------------------------------------------------------------
 
 
-def _version(state: WizardState) -> Version | None:
+def chosen_version(state: WizardState) -> Version | None:
+    """The committed version, None when absent or not semver."""
     try:
         return parse_requested(state.get("version")) if state.has("version") else None
     except InvalidVersion:
@@ -176,7 +177,7 @@ def _platform(state: WizardState) -> PlatformInfo | None:
 
 def arch_is_automatic(state: WizardState) -> bool:
     """Nothing to ask: one architecture and no SecureBoot toggle (SBCs, single-arch clouds)."""
-    platform, version = _platform(state), _version(state)
+    platform, version = _platform(state), chosen_version(state)
     if platform is None or version is None:
         return False
     target = state.get("target")
@@ -237,7 +238,7 @@ def validate(state: WizardState, facts: Facts, t: Translator) -> Choice | None:
     target = Target(target_text)
     if not state.has("version"):
         return None
-    version = _version(state)
+    version = chosen_version(state)
     if version is None or version not in offered_versions(target, facts.versions):
         raise WizardError(t("error.version", value=state.get("version")))
     platform = _platform(state)

@@ -12,6 +12,8 @@ import grpc
 import pytest
 import yaml
 from aiohttp.test_utils import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gateway.app import create_app
 from imagefactory.v1 import builder_pb2, catalog_pb2, common_pb2, schematic_pb2
@@ -336,3 +338,32 @@ async def test_version_doc_fragment(client: TestClient[Any, Any]) -> None:
     assert (bad.status, await bad.text()) == (400, "version 1.12 is not available\n")
     step = await client.get("/?target=metal")
     assert 'href="https://docs.siderolabs.com/talos/v1.12/"' in await step.text()  # the preselected version's
+
+
+FIELD_NAMES = st.sampled_from(
+    [
+        *("target", "version", "platform", "board", "arch", "secureboot", "extensions", "cmdline", "cmdline-set"),
+        *("embedded-config", "overlay-options", "bootloader", "back", "action", "search", "selected-arch", "x"),
+    ]
+)
+FIELD_VALUES = st.one_of(
+    st.sampled_from(["metal", "cloud", "sbc", "v1.12.1", "v1.9.6", "1.12", "aws", "hcloud", "rpi_generic"]),
+    st.sampled_from(
+        ["amd64", "arm64", "1", "-", "siderolabs/gvisor", "filter", "restart", "auto", "grub", "[", "a: b"]
+    ),
+    st.text(max_size=12),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(form=st.lists(st.tuples(FIELD_NAMES, FIELD_VALUES), max_size=12), htmx=st.booleans())
+async def test_no_form_makes_the_wizard_fail(
+    client: TestClient[Any, Any], form: list[tuple[str, str]], htmx: bool
+) -> None:
+    """Any mix of fields is a step (200/303) or a one-line 4xx, never a 500."""
+    reply = await client.post("/ui/wizard", data=form, headers=HX if htmx else {}, allow_redirects=False)
+    text = await reply.text()
+    assert reply.status in (200, 303) or (400 <= reply.status < 500 and text.count("\n") == 1), (reply.status, text)
+    if reply.status == 200 and htmx:
+        page = await client.get(reply.headers["HX-Push-Url"])
+        assert page.status == 200, await page.text()
