@@ -29,6 +29,7 @@ from devtools import local_registry
 from devtools.demo_release import DemoRelease
 from imagefactory.v1 import cache_pb2, cache_pb2_grpc
 from services.mesh.supervisor import Mesh
+from services.shared.config import SERVICE_NAMES
 from services.shared.grpc_client import open_channel
 from services.signer.keys import CosignKey
 from tests.e2e.conftest import demo_artifacts, http_get
@@ -115,6 +116,18 @@ def rmesh(scratch: Path, upstream: Upstream, demo_release: DemoRelease, demo_key
     mesh.start(timeout=60)
     yield mesh
     mesh.stop()
+
+
+@pytest.fixture(autouse=True)
+def restarts_what_a_test_left_dead(rmesh: Mesh) -> Iterator[None]:
+    """A failed test must not take the next ones down with it: bring back any process it left dead."""
+    yield
+    for name, _ in rmesh.exited():
+        rmesh.start_process(name)
+        if name in SERVICE_NAMES:
+            rmesh.wait_serving(name, time.monotonic() + 60)
+        else:
+            rmesh.wait_ready(time.monotonic() + 60)
 
 
 # --- helpers ----------------------------------------------------------------------------------------
@@ -356,6 +369,8 @@ def test_full_build_disk_is_a_clean_error_and_the_builder_recovers(rmesh: Mesh, 
     url = f"{rmesh.url}/image/{sid}/v1.12.1/metal-amd64.iso"
     work = work_dir(rmesh)
     before = published(rmesh)
+    log = scratch / "logs" / "builder.log"
+    logged = log.stat().st_size
     mount_tmpfs(work, "8m", remount=True)
     try:
         status, headers, body = http_get(url)
@@ -370,8 +385,9 @@ def test_full_build_disk_is_a_clean_error_and_the_builder_recovers(rmesh: Mesh, 
         mount_tmpfs(work, SCRATCH_SIZE, remount=True)
     status, headers, body = http_get(url)
     assert status == 200 and is_iso(body), body[:200]
-    log = (scratch / "logs" / "builder.log").read_text()
-    assert "Traceback" not in log, "a full disk is an expected condition, not a crash"
+    with log.open("rb") as handle:
+        handle.seek(logged)
+        assert b"Traceback" not in handle.read(), "a full disk is an expected condition, not a crash"
 
 
 # --- slow clients ----------------------------------------------------------------------------------------
