@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlencode
 
 import grpc
 import jinja2
@@ -241,6 +242,8 @@ async def wizard(request: web.Request) -> web.Response:
     form = await request.post()
     state = normalize(apply_action(form))
     url = state.url()
+    if form.get("action") == "filter" and state.search:  # the no-JS search keeps its text in the URL
+        url += ("&" if "?" in url else "?") + urlencode({"search": state.search})
     if request.headers.get("HX-Request") != "true":
         # Check before redirecting, so that bad input is a 400 here rather than on the next page.
         response = await render_step(request, state, "page.html")
@@ -297,7 +300,10 @@ def choose_language(request: web.Request) -> web.Response:
         return text_error(400, translator(request)("error.lang"))
     rest = [(k, v) for k, v in request.query.items() if k != "lang"]
     location = request.rel_url.with_query(rest)
-    response = web.Response(status=200, headers={"HX-Redirect": str(location)})
+    if request.headers.get("HX-Request") == "true":
+        response = web.Response(status=200, headers={"HX-Redirect": str(location)})
+    else:  # a plain link or address bar: a redirect does the same without htmx
+        response = web.Response(status=303, headers={"Location": str(location)})
     if lang in LOCALES:
         response.set_cookie(LANG_COOKIE, lang, path="/", max_age=LANG_COOKIE_MAX_AGE, httponly=True)
     return response

@@ -317,10 +317,12 @@ async def test_progress_errors_before_the_stream_keep_their_status(
 
 
 async def test_language_parameter_sets_a_cookie(client: TestClient[Any, Any]) -> None:
-    reply = await client.get("/?lang=en&target=metal")
+    reply = await client.get("/?lang=en&target=metal", headers=HX)
     assert reply.status == 200
     assert reply.headers["HX-Redirect"] == "/?target=metal"
     assert "lang=en" in reply.headers["Set-Cookie"]
+    plain = await client.get("/?lang=en&target=metal", allow_redirects=False)
+    assert (plain.status, plain.headers["Location"]) == (303, "/?target=metal")
     empty = await client.get("/?lang=")
     assert (empty.status, await empty.text()) == (400, "missing lang param\n")
 
@@ -367,3 +369,15 @@ async def test_no_form_makes_the_wizard_fail(
     if reply.status == 200 and htmx:
         page = await client.get(reply.headers["HX-Push-Url"])
         assert page.status == 200, await page.text()
+
+
+async def test_no_js_filter_shows_the_extension_step_again_filtered(client: TestClient[Any, Any]) -> None:
+    data = [*METAL_DONE[:3], ("extensions", "-"), ("extensions", "siderolabs/gvisor"), ("search", "qemu")]
+    reply = await client.post("/ui/wizard", data=[*data, ("action", "filter")], allow_redirects=False)
+    assert reply.status == 303
+    location = reply.headers["Location"]
+    assert location.endswith("&selected-extensions=-&selected-extensions=siderolabs%2Fgvisor&search=qemu")
+    html = await (await client.get(location)).text()
+    assert 'value="siderolabs/gvisor" checked' in html
+    assert "siderolabs/qemu-guest-agent" in html
+    assert "siderolabs/iscsi-tools" not in html
