@@ -320,7 +320,7 @@ def schematic_bodies(draw: st.DrawFn) -> bytes:
 def test_schematic_parser_never_fails_with_5xx(target: Target) -> None:
     statuses: list[int] = []
 
-    @settings(FUZZ, max_examples=70)
+    @settings(FUZZ, max_examples=60)
     @given(st.lists(schematic_bodies(), min_size=BATCH, max_size=BATCH))
     def check(bodies: list[bytes]) -> None:
         replies = target.client.send([Req("POST", "/schematics", body) for body in bodies])
@@ -333,7 +333,7 @@ def test_schematic_parser_never_fails_with_5xx(target: Target) -> None:
             assert reply.status == 200, reply  # what was accepted can be read back
 
     check()
-    assert len(statuses) >= 3500
+    assert len(statuses) >= 3000
     assert {201, 400} <= set(statuses)
 
 
