@@ -251,3 +251,61 @@ def test_wizard_to_downloaded_iso(demo_mesh: Mesh, browser: Browser, tmp_path: P
     small.screenshot(path=shots / "98-final-on-a-phone.png", full_page=True)
     phone.close()
     print(f"timings: steps {walk.timings}, iso click→download {iso_seconds}s, HEAD of all links {head_seconds}s")
+
+
+def test_cloud_and_board_walks(demo_mesh: Mesh, browser: Browser, tmp_path: Path) -> None:
+    """The other two targets to their final page (nothing is built): the links follow the platform."""
+    base = demo_mesh.url
+    context = browser.new_context(base_url=base, viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(STEP_TIMEOUT_MS)
+    walk = Walk(page, tmp_path)
+
+    page.goto("/")
+    page.get_by_label("Cloud server").check()
+    walk.next()
+    walk.expect_step("Talos Linux version")
+    walk.next()
+    walk.expect_step("Cloud platform")
+    expect(page.get_by_label("Amazon Web Services (AWS)")).to_be_checked()
+    page.get_by_label("Hetzner").check()  # amd64 only: the architecture step is skipped
+    walk.next()
+    walk.expect_step("System extensions")
+    walk.next()
+    walk.expect_step("Customization")
+    walk.next()
+    walk.expect_step("Your schematic is ready")
+    assert [a.strip() for a in page.locator("a[data-asset]").all_inner_texts()] == ["Disk image hcloud-amd64.raw.xz"]
+    assert page.locator("#pxe-url").count() == 0
+    expect(page.locator("#installer-ref")).to_contain_text("/hcloud-installer/")
+
+    page.goto("/")
+    page.get_by_label("Single board computer").check()
+    walk.next()
+    walk.expect_step("Talos Linux version")
+    assert "v1.9.6" in page.locator("#version option").all_inner_texts()  # ≥ 1.7: overlays exist
+    walk.next()
+    walk.expect_step("Single board computer")
+    expect(page.get_by_label("rpi_generic")).to_be_checked()
+    assert page.get_by_label("rpi_5").count() == 0  # rpi_5 needs Talos 1.12.3
+    walk.next()
+    walk.expect_step("System extensions")
+    walk.next()
+    walk.expect_step("Customization")
+    page.get_by_label("Overlay options").fill("configTxtAppend: dtparam=audio=on\n")
+    walk.next()
+    walk.expect_step("Your schematic is ready")
+    assert yaml.safe_load(page.locator("#schematic-yaml").inner_text()) == {
+        "overlay": {
+            "image": "siderolabs/sbc-raspberrypi",
+            "name": "rpi_generic",
+            "options": {"configTxtAppend": "dtparam=audio=on"},
+        },
+        "customization": {},
+    }
+    assert page.locator("a[data-asset]").get_attribute("data-asset") == "metal-arm64.raw.xz"
+
+    # A bad value that no step offers: a one-line 400, shown on the page.
+    page.goto("/?target=metal&version=v1.99.0")
+    assert "version v1.99.0 is not available" in page.content()
+    context.close()
