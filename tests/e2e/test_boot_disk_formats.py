@@ -106,3 +106,28 @@ def test_secure_boot_disk_image_under_enforced_secure_boot(
     report = BootReport.parse(result.serial, result.duration)
     assert report.schematic == sid
     assert report.cmdline is not None and "lockdown=confidentiality" in report.cmdline
+
+
+@pytest.mark.parametrize(("platform", "firmware"), [("nocloud", "uefi"), ("aws", "bios")])
+def test_cloud_raw_images_boot(demo_mesh: Mesh, tmp_path: Path, platform: str, firmware: str) -> None:
+    """The default raw disk images of nocloud (small) and AWS (8 GiB, xz) boot and report the schematic."""
+    require_tools(qemu.QEMU)
+    sid = create_schematic(demo_mesh, SCHEMATIC)
+    url = f"{demo_mesh.url}/image/{sid}/v1.12.1/{platform}-amd64.raw.xz"
+    raw = unxz_sparse(download(url, tmp_path / f"{platform}.raw.xz"), tmp_path / f"{platform}-amd64.raw")
+    argv = qemu.disk_argv(raw)
+    if firmware == "uefi":
+        argv = [*qemu.ovmf_argv(tmp_path), *argv]
+    result = qemu.boot(
+        argv,
+        log=tmp_path / f"{platform}.log",
+        success=r"DEMO-DONE",
+        refusal=qemu.UEFI_NO_BOOT,
+        timeout=150,
+        keys=SDBOOT_MENU,
+    )
+    assert result.outcome == "success", result.tail()
+    report = BootReport.parse(result.serial, result.duration)
+    assert report.schematic == sid
+    assert report.cmdline is not None and f"talos.platform={platform}" in report.cmdline
+    assert "demo.marker=booted-by-factory" in report.cmdline
