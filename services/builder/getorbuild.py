@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import shutil
 import tempfile
@@ -23,7 +22,7 @@ from typing import Protocol
 from prometheus_client import Counter, Gauge, Histogram
 
 from services.builder.progress import Progress, ProgressFeed
-from services.shared.errors import InsufficientStorage, Internal
+from services.shared.errors import NO_SPACE_ERRNOS, InsufficientStorage, Internal
 from services.shared.tools import ToolFailed
 
 log = logging.getLogger(__name__)
@@ -46,7 +45,6 @@ JOINS = Counter(
 RUNNING = Gauge("image_factory_assets_builds_running", "Builds holding a build slot")
 QUEUED = Gauge("image_factory_assets_builds_waiting", "Builds waiting for a build slot (builder.max_concurrency)")
 # A full scratch volume, as the kernel reports it to us and as tools print it (strerror, LC_ALL=C.UTF-8).
-NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 NO_SPACE_TEXTS = (b"No space left on device", b"Disk quota exceeded")
 
 

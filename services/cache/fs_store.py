@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import os
 import shutil
 import uuid
@@ -35,8 +36,10 @@ from services.cache.model import (
 )
 from services.cache.signing import Signer, refuse, sign_meta
 from services.cache.verified_files import VerifiedFiles
-from services.shared.errors import NotFound
+from services.shared.errors import NO_SPACE_ERRNOS, InsufficientStorage, NotFound
 from services.shared.streams import read_chunks
+
+log = logging.getLogger(__name__)
 
 # The identity written into the cosign payloads of this store (a name, not a pullable image).
 FS_REFERENCE = "local/image-factory/cache"
@@ -77,12 +80,19 @@ class FilesystemStore:
     async def put(self, request: PutRequest, chunks: AsyncIterable[bytes]) -> AssetMeta:
         check_key(request.key)
         staging = self.root / INCOMING / uuid.uuid4().hex
-        await asyncio.to_thread(staging.mkdir, parents=True)
         try:
+            await asyncio.to_thread(staging.mkdir, parents=True)
             size, digest = await self._receive(staging / "blob", SizeLimit(self._max).watch(chunks))
             meta = received_meta(request, size, digest)
             signature = await sign_meta(self._signer, FS_REFERENCE, meta)
             return await asyncio.to_thread(self._publish, staging, meta, signature)
+        except OSError as exc:
+            if exc.errno not in NO_SPACE_ERRNOS:
+                raise
+            log.warning("the cache volume is full", extra={"key": request.key, "error": str(exc)})
+            raise InsufficientStorage(
+                f"storing asset {request.key} failed: no space left on the cache volume"
+            ) from None
         finally:
             await asyncio.to_thread(shutil.rmtree, staging, True)
 

@@ -8,6 +8,8 @@ is the one-line human message; the gateway maps that status to HTTP in one table
 
 from __future__ import annotations
 
+import errno
+
 import grpc
 
 
@@ -69,6 +71,10 @@ class InsufficientStorage(FactoryError):
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
     reason = "NO_SPACE"
+
+
+# How the kernel says that a volume is full.
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class Overloaded(FactoryError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,9 @@ import pytest
 from grpc import aio
 
 from imagefactory.v1 import cache_pb2, cache_pb2_grpc
-from services.cache.fs_store import FilesystemStore
+from services.cache.fs_store import INCOMING, FilesystemStore
 from services.cache.server import CacheServicer
+from services.shared.interceptors import REASON_METADATA
 from tests.support.grpc_server import serving
 
 KEY = "e" * 64
@@ -97,3 +99,27 @@ async def test_locate_refuses_a_tampered_blob(cache: Any) -> None:
     with pytest.raises(aio.AioRpcError) as caught:
         await cache.Locate(cache_pb2.LocateRequest(key=KEY))
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_full_cache_volume_is_insufficient_storage(
+    store: FilesystemStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC while storing: RESOURCE_EXHAUSTED/NO_SPACE (the gateway's 507), nothing left behind."""
+
+    def full(*_: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store, "_publish", full)
+
+    def register(server: Any) -> None:
+        cache_pb2_grpc.add_CacheServiceServicer_to_server(CacheServicer(store), server)
+
+    async with serving("cache", register) as channel:
+        stub: Any = cache_pb2_grpc.CacheServiceStub(channel)
+        with pytest.raises(aio.AioRpcError) as caught:
+            await stub.Put(stream(header(), cache_pb2.PutRequest(data=b"x" * 100)))
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "no space left on the cache volume" in (caught.value.details() or "")
+        trailing: Any = caught.value.trailing_metadata()
+        assert (REASON_METADATA, "NO_SPACE") in list(trailing)
+    assert list((store.root / INCOMING).iterdir()) == []
