@@ -1,7 +1,9 @@
 """Start the whole mesh on one machine as separate processes and keep an eye on them.
 
 Used by `make run` (via `python -m services.mesh`) and by the end-to-end tests. Each service is its own
-OS process on a loopback port; the gateway starts last, once every service reports SERVING.
+OS process on a loopback port; the gateway starts last, once every service reports SERVING. While it
+runs, a process that dies is restarted with backoff (clients reconnect on their own), unless it keeps
+dying.
 """
 
 from __future__ import annotations
@@ -144,20 +146,54 @@ class Mesh:
         return [(n, p.returncode) for n, p in self.processes.items() if p.poll() is not None]
 
 
-async def supervise(mesh: Mesh) -> int:
-    """Wait for SIGINT/SIGTERM or for a child to die; then stop everything."""
+@dataclass
+class RestartPolicy:
+    """When to restart a process that died, and when to give up (a crash loop stops the mesh).
+
+    Like an init system: the first restart comes after `base_delay`, each further one within `window`
+    waits twice as long (up to `max_delay`), and more than `max_restarts` deaths within `window` end it.
+    """
+
+    max_restarts: int = 5
+    window: float = 60.0
+    base_delay: float = 0.5
+    max_delay: float = 10.0
+    deaths: dict[str, list[float]] = field(default_factory=dict)
+
+    def delay(self, name: str, now: float) -> float | None:
+        """Seconds to wait before restarting `name`, which just died; None: give up."""
+        recent = [t for t in self.deaths.get(name, []) if now - t < self.window] + [now]
+        self.deaths[name] = recent
+        if len(recent) > self.max_restarts:
+            return None
+        return float(min(self.base_delay * 2.0 ** (len(recent) - 1), self.max_delay))
+
+
+async def supervise(mesh: Mesh, policy: RestartPolicy | None = None) -> int:
+    """Restart children that die (with backoff) until SIGINT/SIGTERM; a crash loop stops everything."""
+    policy = policy or RestartPolicy()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    restart_at: dict[str, float] = {}
     while not stop.is_set():
-        dead = mesh.exited()
-        if dead:
-            name, code = dead[0]
-            log.error("process exited; stopping the mesh", extra={"child": name, "code": code})
-            mesh.stop()
-            return 1
+        now = time.monotonic()
+        for name, code in mesh.exited():
+            if name in restart_at:
+                continue
+            wait = policy.delay(name, now)
+            if wait is None:
+                log.error("process keeps dying; stopping the mesh", extra={"child": name, "code": code})
+                mesh.stop()
+                return 1
+            log.warning("process exited; restarting it", extra={"child": name, "code": code, "in_seconds": wait})
+            restart_at[name] = now + wait
+        for name, due in list(restart_at.items()):
+            if now >= due:
+                del restart_at[name]
+                mesh.start_process(name)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=0.5)
+            await asyncio.wait_for(stop.wait(), timeout=0.2)
     mesh.stop()
     return 0

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,17 @@ def test_demo_serves_the_demo_release_and_stops_on_ctrl_c(tmp_path: Path) -> Non
         status, _, body = http_get(f"{url}/versions")
         assert status == 200
         assert json.loads(body) == ["v1.9.6", "v1.11.5", "v1.12.1", "v1.13.0-beta.1"]
+
+        # A service that dies is restarted by the supervisor; the mesh answers again without help.
+        builder = child_running(process.pid, "services.builder")
+        os.kill(builder, signal.SIGKILL)
+        sid = json.loads(post(f"{url}/schematics", b"customization: {}\n"))["id"]
+        deadline = time.monotonic() + 30
+        while http_get(f"{url}/readyz")[0] != 200 or child_running(process.pid, "services.builder") == builder:
+            assert time.monotonic() < deadline, "the builder was not restarted"
+            time.sleep(0.2)
+        status, _, body = http_get(f"{url}/image/{sid}/v1.12.1/cmdline-metal-amd64")
+        assert status == 200, body
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
         with pytest.raises(OSError):  # nothing is left listening
@@ -53,3 +65,18 @@ def test_demo_serves_the_demo_release_and_stops_on_ctrl_c(tmp_path: Path) -> Non
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def child_running(parent: int, module: str) -> int:
+    """The pid of `parent`'s child process running `python -m <module>`."""
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    for pid in children:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        if module.encode() in argv and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z":
+            return int(pid)
+    raise AssertionError(f"no child runs {module}")
+
+
+def post(url: str, body: bytes) -> bytes:
+    with urllib.request.urlopen(urllib.request.Request(url, data=body, method="POST"), timeout=30) as reply:
+        return bytes(reply.read())
