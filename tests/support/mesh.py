@@ -19,7 +19,11 @@ def mesh_overrides(state_dir: Path, extra: Mapping[str, Any] | None = None) -> d
         "log_level": "debug",
         "services": {name: f"127.0.0.1:{free_port()}" for name in SERVICE_NAMES},
         # qemu guests (user networking) reach the host's loopback as 10.0.2.2: PXE scripts point there.
-        "http": {"listen": f"127.0.0.1:{port}", "external_pxe_url": f"http://10.0.2.2:{port}/"},
+        "http": {
+            "listen": f"127.0.0.1:{port}",
+            "external_url": f"http://127.0.0.1:{port}/",  # links and installer references name this mesh
+            "external_pxe_url": f"http://10.0.2.2:{port}/",
+        },
         "metrics": {name: f"127.0.0.1:{free_port()}" for name in PROCESS_NAMES},
     }
     for key, value in (extra or {}).items():
