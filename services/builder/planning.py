@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import yaml
@@ -44,6 +45,9 @@ class Plan:
     request: AssetRequest
 
 
+PLAN_TTL_SECONDS = 30.0
+PLAN_MEMO_SIZE = 4096
+
 # The reference's name: requested extension names (and overlay names) per asset request (spec §14).
 EXTENSION_HITS = Counter(
     "image_factory_profile_system_extension_hits_total", "Asset requests per system extension or overlay", ["extension"]
@@ -65,8 +69,33 @@ class Planner:
         self._settings = settings
         self._signer = signer
         self._signing_identity = SigningIdentity(signer)
+        self._plans: OrderedDict[tuple[str, str, str], tuple[float, Plan, tuple[str, ...]]] = OrderedDict()
 
     async def plan(self, schematic_id: str, version_text: str, path: str) -> Plan:
+        """The plan of one asset request, reused for `PLAN_TTL_SECONDS`.
+
+        Everything a plan depends on is immutable (the schematic, by its ID) or is itself reused for a
+        while (a release tag's digest in the catalog, the signing identity), so a repeated request —
+        every download of a cached asset — skips the schematic and catalog round trips and the key
+        computation. Failures are never reused.
+        """
+        memo_key = (schematic_id, version_text, path)
+        known = self._plans.get(memo_key)
+        if known is not None and time.monotonic() - known[0] < PLAN_TTL_SECONDS:
+            self._plans.move_to_end(memo_key)
+            _, plan, requested = known
+        else:
+            plan, requested = await self._plan(schematic_id, version_text, path)
+            self._plans[memo_key] = (time.monotonic(), plan, requested)
+            self._plans.move_to_end(memo_key)
+            while len(self._plans) > PLAN_MEMO_SIZE:
+                self._plans.popitem(last=False)
+        for name in requested:
+            EXTENSION_HITS.labels(name).inc()
+        return plan
+
+    async def _plan(self, schematic_id: str, version_text: str, path: str) -> tuple[Plan, tuple[str, ...]]:
+        """A fresh plan, and the extension and overlay names it was asked with (for the hit counter)."""
         fetched = await self._schematics.get(schematic_id)
         version = parse_requested(version_text)
         try:
@@ -77,8 +106,7 @@ class Planner:
         takes_extensions = profile.output.kind.takes_extensions
         names = list(schematic.customization.system_extensions.official_extensions) if takes_extensions else []
         overlay_name = schematic.overlay.name if takes_extensions else ""
-        for name in [*names, overlay_name] if overlay_name else names:
-            EXTENSION_HITS.labels(name).inc()
+        requested = (*names, overlay_name) if overlay_name else tuple(names)
         inputs = await self._catalog.resolve(version.tag, profile.arch.value, names, overlay_name)
         extensions = await self._catalog.extensions(version.tag) if names else []
         overlays = await self._catalog.overlays(version.tag) if overlay_name else []
@@ -112,7 +140,7 @@ class Planner:
                 outputs.build_output, final, inputs, self._images, fetched.canonical_yaml, self._signer
             ),
         )
-        return Plan(final, inputs, request)
+        return Plan(final, inputs, request), requested
 
     async def _overlay_profile(
         self,
