@@ -59,7 +59,9 @@ def ensure_span(spans: list[ReceivedSpan], schematic: str) -> ReceivedSpan | Non
     return None
 
 
-def wait_for_trace(receiver: OtlpReceiver, schematic: str, *names: str) -> list[ReceivedSpan]:
+def wait_for_trace(
+    receiver: OtlpReceiver, schematic: str, *names: str, services: tuple[str, ...] = ()
+) -> list[ReceivedSpan]:
     """The spans of the trace whose builder span is for `schematic`, once spans named `names` arrived and
     every span's parent too (processes export on their own schedule, the gateway's root last)."""
 
@@ -71,7 +73,8 @@ def wait_for_trace(receiver: OtlpReceiver, schematic: str, *names: str) -> list[
         ids = {s.span_id for s in mine}
         if any(s.parent_span_id and s.parent_span_id not in ids for s in mine):
             return False
-        return all(any(name in s.name for s in mine) for name in names)
+        arrived = {s.service for s in mine}
+        return all(any(name in s.name for s in mine) for name in names) and set(services) <= arrived
 
     arrived = receiver.wait_for(complete, timeout=30)
     ensure = ensure_span(list(receiver.spans), schematic)
@@ -101,7 +104,11 @@ def test_a_cold_download_is_one_trace_with_its_build_stages(
     status, _, body = http_get(f"{traced_mesh.url}/image/{sid}/v1.12.1/{PATH}")
     assert status == 200, body
 
-    trace = wait_for_trace(receiver, sid, "build fetch", "build initramfs", "build publish", "Put")
+    # Each process exports on its own schedule: wait for every one this request crosses.
+    crossed = tuple(
+        f"image-factory-{name}" for name in ("gateway", "builder", "schematic", "catalog", "cache", "signer")
+    )
+    trace = wait_for_trace(receiver, sid, "build fetch", "build initramfs", "build publish", "Put", services=crossed)
     by_id = {s.span_id: s for s in trace}
     roots = [s for s in trace if s.parent_span_id not in by_id]
     assert [(r.service, r.parent_span_id) for r in roots] == [("image-factory-gateway", "")]
