@@ -30,7 +30,9 @@ class Backends:
 
     @classmethod
     def connect(cls, config: Config) -> Backends:
-        return cls(channels={name: open_channel(config, name) for name in GATEWAY_PEERS})
+        # Bounded windows: the gateway relays asset streams to HTTP clients of any speed (memory, see
+        # tests/bench/test_gateway_rss.py).
+        return cls(channels={name: open_channel(config, name, bounded_windows=True) for name in GATEWAY_PEERS})
 
     @property
     def schematic(self) -> schematic_pb2_grpc.SchematicServiceAsyncStub:

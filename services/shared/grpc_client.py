@@ -62,8 +62,13 @@ def channel_options(config: Config) -> list[tuple[str, Any]]:
     ]
 
 
-def open_channel(config: Config, service: str) -> aio.Channel:
-    """An insecure (loopback / mesh-internal) channel to one service by its configured address."""
+def open_channel(config: Config, service: str, *, bounded_windows: bool = False) -> aio.Channel:
+    """An insecure (loopback / mesh-internal) channel to one service by its configured address.
+
+    `bounded_windows` turns off HTTP/2 window auto-tuning (BDP probing): a process that relays many
+    large streams to slower HTTP clients (the gateway) then buffers at most the default window per
+    stream, instead of windows grown to many MiB each.
+    """
     options = [
         *channel_options(config),
         ("grpc.enable_retries", int(config.grpc.retry_attempts > 1)),
@@ -74,5 +79,7 @@ def open_channel(config: Config, service: str) -> aio.Channel:
         ("grpc.max_reconnect_backoff_ms", 2000),
         ("grpc.service_config", service_config(config)),
     ]
+    if bounded_windows:
+        options.append(("grpc.http2.bdp_probe", 0))
     interceptors: list[Any] = [*aio_client_interceptors(), *request_id_interceptors()]  # type: ignore[no-untyped-call]
     return aio.insecure_channel(config.services.address(service), options=options, interceptors=interceptors)
