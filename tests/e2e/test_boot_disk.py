@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from devtools.demo_release.boot import BootReport
 from services.mesh.supervisor import Mesh
 from tests.e2e.test_boot_initramfs import create_schematic, download
 from tests.e2e.test_boot_iso import SERIAL_SCHEMATIC
@@ -44,18 +43,8 @@ def test_metal_raw_boots(metal_raw: tuple[str, Path], firmware: str, tmp_path: P
     argv = qemu.disk_argv(raw)
     if firmware == "uefi":
         argv = [*qemu.ovmf_argv(tmp_path), *argv]
-    result = qemu.boot(
-        argv,
-        log=tmp_path / f"{firmware}.log",
-        success=r"DEMO-DONE",
-        refusal=qemu.UEFI_NO_BOOT,
-        timeout=150,
-        keys=[(r"Boot in \d+ s", b"\r")],
-    )
-    assert result.outcome == "success", result.tail()
-    report = BootReport.parse(result.serial, result.duration)
-    assert report.schematic == sid
-    assert report.cmdline is not None and "demo.marker=booted-by-factory" in report.cmdline
+    result = qemu.boot_demo_disk(argv, tmp_path / f"{firmware}.log")
+    qemu.demo_report(result, sid, "demo.marker=booted-by-factory")
 
 
 def test_platform_default_images_pass_structural_checks(demo_mesh: Mesh, tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from devtools.demo_release.boot import BootReport
 from services.mesh.supervisor import Mesh
 from tests.e2e.conftest import http_get
 from tests.e2e.test_boot_initramfs import SCHEMATIC, create_schematic, download
@@ -22,7 +21,6 @@ from tests.support import qemu
 from tests.support.real_tools import require_tools
 
 pytestmark = [pytest.mark.e2e, pytest.mark.registry, pytest.mark.boot]
-SDBOOT_MENU = [(r"Boot in \d+ s", b"\r")]  # Enter instead of systemd-boot's 10 s timeout
 
 
 def test_azure_vhd_boots(demo_mesh: Mesh, tmp_path: Path) -> None:
@@ -34,19 +32,8 @@ def test_azure_vhd_boots(demo_mesh: Mesh, tmp_path: Path) -> None:
     with vhd.open("rb") as f:
         f.seek(-512, 2)
         assert f.read(8) == b"conectix"  # the VHD footer (a fixed VHD is raw + this one sector)
-    result = qemu.boot(
-        [*qemu.ovmf_argv(tmp_path), *qemu.disk_argv(vhd, fmt="vpc")],
-        log=tmp_path / "azure.log",
-        success=r"DEMO-DONE",
-        refusal=qemu.UEFI_NO_BOOT,
-        timeout=150,
-        keys=SDBOOT_MENU,
-    )
-    assert result.outcome == "success", result.tail()
-    report = BootReport.parse(result.serial, result.duration)
-    assert report.schematic == sid
-    assert report.cmdline is not None and "talos.platform=azure" in report.cmdline
-    assert "demo.marker=booted-by-factory" in report.cmdline
+    result = qemu.boot_demo_disk([*qemu.ovmf_argv(tmp_path), *qemu.disk_argv(vhd, fmt="vpc")], tmp_path / "azure.log")
+    qemu.demo_report(result, sid, "talos.platform=azure", "demo.marker=booted-by-factory")
 
 
 @pytest.fixture(scope="module")
@@ -89,23 +76,13 @@ def test_secure_boot_disk_image_under_enforced_secure_boot(
     sid, raw, factory_cert = secureboot_raw
     cert = factory_cert if enrolled == "factory" else other_certificate(tmp_path / "other.pem")
     variables = qemu.enrolled_vars(tmp_path / "OVMF_VARS.fd", cert)
-    result = qemu.boot(
-        [*qemu.secboot_argv(variables), *qemu.disk_argv(raw)],
-        log=tmp_path / f"{enrolled}.log",
-        success=r"DEMO-DONE",
-        refusal=qemu.UEFI_NO_BOOT,
-        timeout=150,
-        keys=SDBOOT_MENU,
-    )
+    result = qemu.boot_demo_disk([*qemu.secboot_argv(variables), *qemu.disk_argv(raw)], tmp_path / f"{enrolled}.log")
     if enrolled == "other":
         assert result.outcome == "refused", result.tail()
         assert "DEMO-" not in result.serial
         return
-    assert result.outcome == "success", result.tail()
+    qemu.demo_report(result, sid, "lockdown=confidentiality")
     assert "Secure boot enabled" in result.serial
-    report = BootReport.parse(result.serial, result.duration)
-    assert report.schematic == sid
-    assert report.cmdline is not None and "lockdown=confidentiality" in report.cmdline
 
 
 @pytest.mark.parametrize(("platform", "firmware"), [("nocloud", "uefi"), ("aws", "bios")])
@@ -118,16 +95,5 @@ def test_cloud_raw_images_boot(demo_mesh: Mesh, tmp_path: Path, platform: str, f
     argv = qemu.disk_argv(raw)
     if firmware == "uefi":
         argv = [*qemu.ovmf_argv(tmp_path), *argv]
-    result = qemu.boot(
-        argv,
-        log=tmp_path / f"{platform}.log",
-        success=r"DEMO-DONE",
-        refusal=qemu.UEFI_NO_BOOT,
-        timeout=150,
-        keys=SDBOOT_MENU,
-    )
-    assert result.outcome == "success", result.tail()
-    report = BootReport.parse(result.serial, result.duration)
-    assert report.schematic == sid
-    assert report.cmdline is not None and f"talos.platform={platform}" in report.cmdline
-    assert "demo.marker=booted-by-factory" in report.cmdline
+    result = qemu.boot_demo_disk(argv, tmp_path / f"{platform}.log")
+    qemu.demo_report(result, sid, f"talos.platform={platform}", "demo.marker=booted-by-factory")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 import string
 import time
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from yarl import URL
 
 from services.mesh.supervisor import Mesh
 from tests.e2e.conftest import http_get
+from tests.support.raw_http import raw_exchange
 
 pytestmark = [pytest.mark.e2e, pytest.mark.registry]
 
@@ -456,20 +456,6 @@ def test_ranges_are_self_consistent(target: Target, cached_asset: tuple[str, byt
 
 
 # --- limits and traversal -------------------------------------------------------------------------
-
-
-def raw_exchange(mesh: Mesh, data: bytes, timeout: float = 10.0) -> bytes:
-    """Send bytes exactly as given on a fresh connection; return everything until the server closes.
-
-    The request should say `Connection: close`. No half-close: aiohttp takes it for a lost client.
-    """
-    host, _, port = mesh.config.http.listen.rpartition(":")
-    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
-        sock.sendall(data)
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def status_of(response: bytes) -> int:

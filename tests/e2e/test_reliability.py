@@ -35,6 +35,7 @@ from services.signer.keys import CosignKey
 from tests.e2e.conftest import demo_artifacts, http_get
 from tests.support.mesh import make_mesh
 from tests.support.ports import free_port
+from tests.support.raw_http import raw_exchange
 from tests.support.registry import RegistryServer, require_tool
 
 pytestmark = [pytest.mark.e2e, pytest.mark.registry, pytest.mark.reliability]
@@ -143,20 +144,11 @@ def post(mesh: Mesh, body: bytes) -> tuple[int, dict[str, str], bytes]:
     response = raw_exchange(
         mesh,
         b"POST /schematics HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body,
+        timeout=30.0,
     )
     head, _, payload = response.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     return int(lines[0].split(" ")[1]), dict(line.split(": ", 1) for line in lines[1:]), payload
-
-
-def raw_exchange(mesh: Mesh, data: bytes, timeout: float = 30.0) -> bytes:
-    host, _, port = mesh.config.http.listen.rpartition(":")
-    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
-        sock.sendall(data)
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def one_line(body: bytes) -> bool:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from devtools.demo_release.boot import BootReport
 from tests.support.real_tools import require_file, require_tools
 
 QEMU = "qemu-system-x86_64"
@@ -165,3 +166,24 @@ def enrolled_vars(dest: Path, cert: Path, owner: str = "a1a2a3a4-0000-4000-8000-
     ]  # fmt: skip
     subprocess.run([str(a) for a in argv], capture_output=True, timeout=120, check=True)
     return dest
+
+
+# The demo release's disks: systemd-boot's menu gets Enter (not its 10 s timeout); the demo init prints
+# DEMO-DONE once it has reported.
+SDBOOT_MENU = [(r"Boot in \d+ s", b"\r")]
+
+
+def boot_demo_disk(argv: list[str], log: Path) -> BootResult:
+    """Boot a demo release disk until its init is done or the firmware gives up (150 s at most)."""
+    return boot(argv, log=log, success=r"DEMO-DONE", refusal=UEFI_NO_BOOT, timeout=150, keys=SDBOOT_MENU)
+
+
+def demo_report(result: BootResult, schematic: str, *in_cmdline: str) -> BootReport:
+    """The report of a successful boot, checked: this schematic, these kernel arguments."""
+    assert result.outcome == "success", result.tail()
+    report = BootReport.parse(result.serial, result.duration)
+    assert report.schematic == schematic
+    assert report.cmdline is not None
+    for argument in in_cmdline:
+        assert argument in report.cmdline, (argument, report.cmdline)
+    return report
