@@ -39,8 +39,13 @@ def test_installer_pull_index_layers_and_signature(demo_mesh: Mesh, tmp_path: Pa
         ("linux", "amd64"),
         ("linux", "arm64"),
     ]
-    copied = skopeo("copy", "--src-tls-verify=false", f"docker://{image}", f"oci:{tmp_path / 'oci'}:pulled")
+    copied = skopeo("copy", "--all", "--src-tls-verify=false", f"docker://{image}", f"oci:{tmp_path / 'oci'}:pulled")
     assert copied.returncode == 0, copied.stderr
+    blobs = tmp_path / "oci" / "blobs" / "sha256"
+    (top,) = json.loads((tmp_path / "oci" / "index.json").read_text())["manifests"]
+    for child in json.loads((blobs / top["digest"].removeprefix("sha256:")).read_text())["manifests"]:
+        manifest = json.loads((blobs / child["digest"].removeprefix("sha256:")).read_text())
+        assert all((blobs / layer["digest"].removeprefix("sha256:")).is_file() for layer in manifest["layers"])
 
     key = tmp_path / "factory.pub"
     key.write_bytes(http_get(f"{demo_mesh.url}/oci/cosign/signing-key.pub")[2])
