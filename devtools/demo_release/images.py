@@ -12,7 +12,7 @@ import yaml
 
 from .extensions import AUTHOR
 from .layers import Entry
-from .model import OVERLAY_IMAGE, OVERLAY_NAME, OVERLAY_TAG, PublishedExtension, TalosVersion
+from .model import DemoOverlay, PublishedExtension, TalosVersion
 
 TALOS_SOURCE = "https://github.com/siderolabs/talos"
 TALOSCTL_FILES = ("talosctl-darwin-arm64", "talosctl-linux-amd64", "talosctl-linux-arm64", "talosctl-windows-amd64.exe")
@@ -85,15 +85,12 @@ def extensions_catalog_entries(extensions: Sequence[PublishedExtension]) -> list
     ]
 
 
-def overlays_catalog_entries(registry: str, namespace: str, overlay_digest: str) -> list[Entry]:
-    """`overlays.yaml` (factory spec §7.4)."""
+def overlays_catalog_entries(registry: str, namespace: str, overlays: Sequence[tuple[DemoOverlay, str]]) -> list[Entry]:
+    """`overlays.yaml` (factory spec §7.4): one entry per (overlay, index digest), in that order."""
     doc = {
         "overlays": [
-            {
-                "name": OVERLAY_NAME,
-                "image": f"{registry}/{namespace}/{OVERLAY_IMAGE}:{OVERLAY_TAG}",
-                "digest": overlay_digest,
-            }
+            {"name": overlay.name, "image": f"{registry}/{namespace}/{overlay.image}:{overlay.tag}", "digest": digest}
+            for overlay, digest in overlays
         ]
     }
     return [Entry.file("overlays.yaml", yaml.safe_dump(doc, sort_keys=False).encode())]

@@ -61,6 +61,22 @@ class TalosVersion:
         return self.at_least(1, 7)
 
 
+@dataclass(frozen=True)
+class DemoOverlay:
+    """One SBC overlay of the demo: catalog name `name`, image `siderolabs/<image>:<tag>` (factory §7.4)."""
+
+    name: str  # "rpi_generic"
+    image: str  # "sbc-raspberrypi", without the namespace
+    tag: str = OVERLAY_TAG
+
+
+DEMO_BOARD = DemoOverlay(OVERLAY_NAME, OVERLAY_IMAGE)
+# What the web UI offers by default (the builder's board table, factory spec §3.1: `rpi_generic` has no
+# minimum version, and every demo version is ≥ 1.7, so all of them list it). Same demo installer.
+RPI_GENERIC = DemoOverlay("rpi_generic", "sbc-raspberrypi")
+OVERLAYS = (DEMO_BOARD, RPI_GENERIC)  # the order of `overlays.yaml`
+
+
 def source_date_epoch() -> int:
     """Every mtime and `created` field comes from here, so equal inputs give equal digests."""
     return int(os.environ.get("SOURCE_DATE_EPOCH") or DEFAULT_SOURCE_DATE_EPOCH)

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Overlay installer of the demo board (imager spec §10): one argument, YAML on stdin, YAML on stdout.
+# Overlay installer of the demo board @NAME@ in @IMAGE@ (imager spec §10): one argument, YAML on stdin, YAML
+# on stdout. One template for every demo overlay: overlay.py fills in the overlay's name and image.
 # A POSIX shell script rather than the static Go binary real overlays ship. It reads the flat top-level
 # `key: value` lines and the direct children of `extraOptions` (plain scalars or `|`/`|-` blocks), which
 # is all the factory's canonical YAML sends.
@@ -44,7 +45,7 @@ extra() {
 case "${1:-}" in
 get-options)
     console=$(value console)
-    printf 'name: demo_board\nkernelArgs:\n  - console=%s\n  - demo.board=1\npartitionOptions:\n  offset: 2048\n' \
+    printf 'name: @NAME@\nkernelArgs:\n  - console=%s\n  - demo.board=1\npartitionOptions:\n  offset: 2048\n' \
         "${console:-ttyAMA0,115200}"
     ;;
 install)
@@ -55,7 +56,7 @@ install)
         echo "installDisk, mountPrefix and artifactsPath are required" >&2
         exit 1
     }
-    uboot="$artifacts/arm64/u-boot/demo_board/u-boot.bin"
+    uboot="$artifacts/arm64/u-boot/@NAME@/u-boot.bin"
     # Inside the 2048 LBAs reserved by partitionOptions.offset, before any GPT structure.
     dd if="$uboot" of="$disk" bs=512 seek=64 conv=notrunc 2>/dev/null
     esp="$prefix/boot/EFI"
@@ -63,7 +64,7 @@ install)
     cp "$artifacts/arm64/dtb/demo/board.dtb" "$esp/dtb/demo/board.dtb"
     cp "$uboot" "$esp/u-boot.bin"
     {
-        echo "# demo_board boot configuration, written by the sbc-demo overlay installer"
+        echo "# @NAME@ boot configuration, written by the @IMAGE@ overlay installer"
         echo "arm_64bit=1"
         echo "kernel=u-boot.bin"
         echo "device_tree=dtb/demo/board.dtb"

@@ -2,8 +2,8 @@
 
 Per Talos version (model.VERSIONS): `imager`, `installer-base` (≥ 1.10) or `installer`, the five demo
 extensions, the `extensions` catalog, the `overlays` catalog (≥ 1.7) and `talosctl-all`; once: the
-`sbc-demo` overlay. Versions are built and pushed concurrently; gzip runs in threads, so both cores
-work on the first (cold-cache) publish.
+overlay images of `model.OVERLAYS` (`sbc-demo`, `sbc-raspberrypi`). Versions are built and pushed
+concurrently; gzip runs in threads, so both cores work on the first (cold-cache) publish.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from .layers import Entry, make_layer
 from .model import (
     ARCHES,
     NAMESPACE,
-    OVERLAY_IMAGE,
-    OVERLAY_TAG,
+    OVERLAYS,
     VERSIONS,
+    DemoOverlay,
     DemoRelease,
     PublishedExtension,
     PublishedImage,
@@ -65,7 +65,7 @@ class _Run:
         logger.info("published %s/%s:%s@%s", self.registry, image.repository, tag, image.digest)
         return image
 
-    async def version(self, version: TalosVersion, overlay: PublishedImage) -> list[_Published]:
+    async def version(self, version: TalosVersion, overlays: Sequence[tuple[DemoOverlay, str]]) -> list[_Published]:
         tag = version.tag
         assets = await boot_assets(self.cache, version, self.boot, self.epoch)
         imager_config = {arch: images.imager_config(version) for arch in ARCHES}
@@ -86,7 +86,7 @@ class _Run:
         published.extend(extensions)
         published.append(await self.push("extensions", tag, images.extensions_catalog_entries(extensions)))
         if version.has_overlays:
-            entries = images.overlays_catalog_entries(self.registry, NAMESPACE, overlay.digest)
+            entries = images.overlays_catalog_entries(self.registry, NAMESPACE, overlays)
             published.append(await self.push("overlays", tag, entries))
         published.append(await self.push("talosctl-all", tag, images.talosctl_entries(version)))
         return published
@@ -97,9 +97,10 @@ async def publish(client: RegistryClient, key: CosignKey, cache_dir: Path) -> De
     cache = CacheDir(cache_dir)
     boot = await kernel.prepare(cache)
     run = _Run(client, key, cache, boot)
-    overlay = await run.push(OVERLAY_IMAGE, OVERLAY_TAG, overlay_entries())
-    per_version = await asyncio.gather(*(run.version(TalosVersion(v), overlay) for v in VERSIONS))
-    published = [overlay]
+    overlay_images = await asyncio.gather(*(run.push(o.image, o.tag, overlay_entries(o)) for o in OVERLAYS))
+    catalog = [(o, image.digest) for o, image in zip(OVERLAYS, overlay_images, strict=True)]
+    per_version = await asyncio.gather(*(run.version(TalosVersion(v), catalog) for v in VERSIONS))
+    published = list(overlay_images)
     extensions: dict[str, tuple[PublishedExtension, ...]] = {}
     for tag, items in zip(VERSIONS, per_version, strict=True):
         published.extend(i for i in items if isinstance(i, PublishedImage))

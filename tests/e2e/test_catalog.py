@@ -74,7 +74,10 @@ def test_version_errors(demo_mesh: Mesh, version: str, status: int, body: bytes 
 def test_overlays(demo_mesh: Mesh) -> None:
     status, overlays = get_json(f"{demo_mesh.url}/version/v1.12.1/overlays/official")
     assert status == 200
-    assert [(o["name"], o["image"]) for o in overlays] == [("demo_board", "siderolabs/sbc-demo")]
+    assert [(o["name"], o["image"]) for o in overlays] == [
+        ("demo_board", "siderolabs/sbc-demo"),
+        ("rpi_generic", "siderolabs/sbc-raspberrypi"),  # the web UI's default board
+    ]
 
 
 def test_talosctl(demo_mesh: Mesh, demo_release: DemoRelease) -> None:

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from devtools.demo_release import overlay as demo
+from devtools.demo_release.model import DEMO_BOARD, DemoOverlay
 from services.builder.steps.pe import read_pe, section_data
 from services.mesh.supervisor import Mesh
 from tests.e2e.test_boot_initramfs import create_schematic, download
@@ -56,8 +57,10 @@ def sbc(demo_mesh: Mesh, tmp_path_factory: pytest.TempPathFactory) -> tuple[str,
     return sid, packed, work
 
 
-def test_sbc_disk_image_carries_the_overlay(sbc: tuple[str, Path, Path]) -> None:
-    _, packed, work = sbc
+def check_overlay_disk(packed: Path, work: Path, overlay: DemoOverlay, version: str, config_txt_append: str) -> str:
+    """`packed` (an SBC `metal-arm64.raw.xz`) holds what `overlay`'s installer wrote (imager spec §10): u-boot in
+    the skipped LBAs; on the ESP the overlay's DTB, u-boot.bin and config.txt ending in `config_txt_append`.
+    Returns the UKI's command line (`get-options` kernel args included)."""
     tested = subprocess.run(["xz", "-t", str(packed)], capture_output=True, timeout=300)
     assert tested.returncode == 0, tested.stderr
     raw = unxz_sparse(packed, work / "metal-arm64.raw")
@@ -72,13 +75,21 @@ def test_sbc_disk_image_carries_the_overlay(sbc: tuple[str, Path, Path]) -> None
 
     esp = f"{raw}@@{ESP_OFFSET}"
     mtype = subprocess.run(["mtype", "-i", esp, "::/config.txt"], capture_output=True, text=True, check=True)
-    assert mtype.stdout == demo.CONFIG_TXT + "dtoverlay=demo-fan\n"
+    assert mtype.stdout == demo.config_txt(overlay) + config_txt_append
     files = subprocess.run(["mdir", "-/", "-b", "-i", esp, "::"], capture_output=True, text=True, check=True)
     assert {"::/dtb/demo/board.dtb", "::/u-boot.bin", "::/EFI/boot/BOOTAA64.efi"} <= set(files.stdout.split())
+    dtb = work / "board.dtb"
+    subprocess.run(["mcopy", "-i", esp, "::/dtb/demo/board.dtb", str(dtb)], check=True)
+    assert dtb.read_bytes() == demo.dtb(overlay)  # names the overlay: the right overlay image was used
 
     uki = work / "uki.efi"
-    subprocess.run(["mcopy", "-i", esp, "::/EFI/Linux/Talos-v1.12.1.efi", str(uki)], check=True)
-    cmdline = section_data(uki, read_pe(uki).section(".cmdline")).decode()
+    subprocess.run(["mcopy", "-i", esp, f"::/EFI/Linux/Talos-{version}.efi", str(uki)], check=True)
+    return section_data(uki, read_pe(uki).section(".cmdline")).decode()
+
+
+def test_sbc_disk_image_carries_the_overlay(sbc: tuple[str, Path, Path]) -> None:
+    _, packed, work = sbc
+    cmdline = check_overlay_disk(packed, work, DEMO_BOARD, "v1.12.1", "dtoverlay=demo-fan\n")
     # get-options' kernel args replace the platform's console (setAll), the schematic's args come last
     assert "console=ttyS2,1500000 demo.board=1" in cmdline and cmdline.endswith("demo.marker=sbc")
     assert "console=ttyAMA0" not in cmdline

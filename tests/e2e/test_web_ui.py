@@ -21,6 +21,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from services.mesh.supervisor import Mesh
 from tests.e2e.conftest import http_get
+from tests.e2e.test_sbc_rpi_generic import RPI_SCHEMATIC
 from tests.support.real_tools import require_tools
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -243,8 +244,10 @@ def test_wizard_to_downloaded_iso(demo_mesh: Mesh, browser: Browser, tmp_path: P
 
 
 def test_cloud_and_board_walks(demo_mesh: Mesh, browser: Browser, tmp_path: Path) -> None:
-    """The other two targets to their final page (nothing is built): the links follow the platform."""
+    """The other two targets to their final page: the links follow the platform. The board's links all
+    answer, since the demo publishes its overlay (`rpi_generic` in `siderolabs/sbc-raspberrypi`)."""
     base = demo_mesh.url
+    external = demo_mesh.config.http.external_url.rstrip("/")
     context = browser.new_context(base_url=base, viewport={"width": 1100, "height": 900})
     page = context.new_page()
     page.set_default_timeout(STEP_TIMEOUT_MS)
@@ -293,6 +296,18 @@ def test_cloud_and_board_walks(demo_mesh: Mesh, browser: Browser, tmp_path: Path
         "customization": {},
     }
     assert page.locator("a[data-asset]").get_attribute("data-asset") == "metal-arm64.raw.xz"
+    schematic_id = page.locator("#schematic-id").inner_text().strip()
+    assert post_schematic(base, RPI_SCHEMATIC.decode()) == schematic_id  # test_sbc_rpi_generic.py's schematic
+    # Every factory link answers HEAD: the disk image's HEAD builds it (~30 s cold on 2 CPUs), unless
+    # test_sbc_rpi_generic.py, which checks its content, already has.
+    hrefs = page.locator("main a[href]").evaluate_all("links => links.map(a => a.href)")
+    factory = [h for h in hrefs if h.startswith(external)]
+    assert [h.rsplit("/", 1)[1] for h in factory if "/image/" in h] == ["metal-arm64.raw.xz"]
+    assert sum("/talosctl/v1.12.1/" in h for h in factory) == 4
+    head_started = time.monotonic()
+    statuses = {h: head(h) for h in factory}
+    assert all(status in (200, 206) for status in statuses.values()), statuses
+    print(f"board walk: HEAD of {len(factory)} links {time.monotonic() - head_started:.1f}s")
 
     # A bad value that no step offers: a one-line 400, shown on the page.
     page.goto("/?target=metal&version=v1.99.0")

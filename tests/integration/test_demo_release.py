@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from devtools.demo_release import DemoRelease
+from devtools.demo_release import DemoRelease, PublishedImage
+from devtools.demo_release import overlay as demo_overlay
 from devtools.demo_release.boot import BootReport, boot
 from devtools.demo_release.cache import CacheDir
 from devtools.demo_release.compress import squashfs_from_tar, zstd
@@ -28,7 +29,7 @@ from devtools.demo_release.cpio import Member, newc_archive, read_newc, with_par
 from devtools.demo_release.initramfs import compress_initramfs
 from devtools.demo_release.kernel import KernelAssets
 from devtools.demo_release.layers import Entry, tar_bytes
-from devtools.demo_release.model import VERSIONS, TalosVersion
+from devtools.demo_release.model import OVERLAYS, RPI_GENERIC, VERSIONS, DemoOverlay, TalosVersion
 from services.shared.oci import RegistryClient, signature_tag
 from services.shared.tools import run_tool
 from services.signer.cosign import verify_cosign
@@ -78,6 +79,16 @@ async def layer_files(client: RegistryClient, repo: str, ref: str, arch: str = "
     return LayerFiles(members, contents)
 
 
+async def assert_signed(client: RegistryClient, release: DemoRelease, image: PublishedImage) -> None:
+    """The legacy cosign tag of `image` holds a signature by the demo key for `<registry>/<repository>`."""
+    sig = await client.get_manifest(image.repository, signature_tag(image.digest))
+    (layer,) = sig.layers()
+    payload = await client.get_blob(image.repository, layer.digest)
+    signature = layer.annotations["dev.cosignproject.cosign/signature"]
+    signed = verify_cosign(release.public_key_pem, payload, signature, expected_digest=image.digest)
+    assert signed.reference == f"{release.registry}/{image.repository}"
+
+
 # --- registry content ------------------------------------------------------------------------
 
 
@@ -85,12 +96,7 @@ async def test_imager_tags_and_signatures(demo_release: DemoRelease) -> None:
     async with client_for(demo_release) as client:
         assert set(VERSIONS) <= set(await client.list_tags("siderolabs/imager"))
         for image in demo_release.images:
-            sig = await client.get_manifest(image.repository, signature_tag(image.digest))
-            (layer,) = sig.layers()
-            payload = await client.get_blob(image.repository, layer.digest)
-            signature = layer.annotations["dev.cosignproject.cosign/signature"]
-            signed = verify_cosign(demo_release.public_key_pem, payload, signature, expected_digest=image.digest)
-            assert signed.reference == f"{demo_release.registry}/{image.repository}"
+            await assert_signed(client, demo_release, image)
             index = await client.get_manifest(image.repository, image.tag)
             assert index.digest == image.digest
             assert {str(c.platform) for c in index.manifests()} == {"linux/amd64", "linux/arm64"}
@@ -99,7 +105,8 @@ async def test_imager_tags_and_signatures(demo_release: DemoRelease) -> None:
 def test_real_cosign_accepts_the_signatures(demo_release: DemoRelease, tmp_path: Path) -> None:
     public_key = tmp_path / "cosign.pub"
     public_key.write_bytes(demo_release.public_key_pem)
-    for name, tag in (("imager", BOOT_VERSION), ("extensions", "v1.9.6"), ("sbc-demo", "v0.1.0")):
+    images = (("imager", BOOT_VERSION), ("extensions", "v1.9.6"), ("sbc-demo", "v0.1.0"), ("sbc-raspberrypi", "v0.1.0"))
+    for name, tag in images:
         result = cosign_verify(f"{demo_release.registry}/siderolabs/{name}:{tag}", public_key, tmp_path)
         assert result.returncode == 0, result.stderr
         assert demo_release.image(name, tag).digest in result.stdout
@@ -147,7 +154,7 @@ async def test_imager_layer_carries_both_arches(demo_release: DemoRelease) -> No
             ) == 1
 
 
-async def test_installers_overlay_and_talosctl(demo_release: DemoRelease, tmp_path: Path) -> None:
+async def test_installers_and_talosctl(demo_release: DemoRelease) -> None:
     async with client_for(demo_release) as client:
         base = await client.resolve_platform("siderolabs/installer-base", "v1.12.1", "linux", "arm64")
         config = json.loads(await client.get_blob("siderolabs/installer-base", base.config().digest))
@@ -161,22 +168,48 @@ async def test_installers_overlay_and_talosctl(demo_release: DemoRelease, tmp_pa
         assert {n for n in talosctl.names() if n.startswith("talosctl-")} == {
             "talosctl-linux-amd64", "talosctl-linux-arm64", "talosctl-darwin-arm64", "talosctl-windows-amd64.exe",
         }  # fmt: skip
-        overlays = await layer_files(client, "siderolabs/overlays", "v1.12.1")
-        (overlay,) = yaml.safe_load(overlays["overlays.yaml"])["overlays"]
-        assert overlay["image"] == f"{demo_release.registry}/siderolabs/sbc-demo:v0.1.0"
-        files = await layer_files(client, "siderolabs/sbc-demo", overlay["digest"], "arm64")
-    assert yaml.safe_load(files["profiles/demo_board.yaml"])["arch"] == "arm64"
-    # The installer honours the overlay contract (imager spec §10) when run on the host.
+
+
+async def test_overlays_catalog_lists_every_overlay_signed(demo_release: DemoRelease) -> None:
+    """`rpi_generic` (the web UI's default board, factory spec §3.1) is in the demo as in the real release."""
+    published = {o: demo_release.image(o.image, o.tag) for o in OVERLAYS}
+    assert published[RPI_GENERIC].repository == "siderolabs/sbc-raspberrypi"
+    async with client_for(demo_release) as client:
+        for version in VERSIONS:  # all ≥ 1.7, so all have an overlays catalog (factory spec §7.4)
+            overlays = yaml.safe_load((await layer_files(client, "siderolabs/overlays", version))["overlays.yaml"])
+            assert overlays == {
+                "overlays": [
+                    {
+                        "name": o.name,
+                        "image": f"{demo_release.registry}/siderolabs/{o.image}:{o.tag}",
+                        "digest": published[o].digest,
+                    }
+                    for o in OVERLAYS
+                ]
+            }
+        for image in published.values():
+            await assert_signed(client, demo_release, image)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda o: o.name)
+async def test_overlay_installer_runs_on_the_host(
+    demo_release: DemoRelease, overlay: DemoOverlay, tmp_path: Path
+) -> None:
+    """Each overlay image's installer honours the overlay contract (imager spec §10) when run on the host."""
+    image = demo_release.image(overlay.image, overlay.tag)
+    async with client_for(demo_release) as client:
+        files = await layer_files(client, image.repository, image.digest, "arm64")
+    assert yaml.safe_load(files[f"profiles/{overlay.name}.yaml"])["arch"] == "arm64"
     installer = tmp_path / "installer"
-    installer.write_bytes(files["installers/demo_board"])
+    installer.write_bytes(files[f"installers/{overlay.name}"])
     installer.chmod(0o755)
     (tmp_path / "artifacts").mkdir()
-    for name in ("arm64/u-boot/demo_board/u-boot.bin", "arm64/dtb/demo/board.dtb"):
+    for name in (f"arm64/u-boot/{overlay.name}/u-boot.bin", "arm64/dtb/demo/board.dtb"):
         (tmp_path / "artifacts" / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "artifacts" / name).write_bytes(files[f"artifacts/{name}"])
     options = yaml.safe_load((await run_tool([installer, "get-options"], stdin=b"console: ttyS2\n")).stdout)
     assert options == {
-        "name": "demo_board",
+        "name": overlay.name,
         "kernelArgs": ["console=ttyS2", "demo.board=1"],
         "partitionOptions": {"offset": 2048},
     }
@@ -186,10 +219,13 @@ async def test_installers_overlay_and_talosctl(demo_release: DemoRelease, tmp_pa
         "installDisk": str(disk),
         "mountPrefix": str(tmp_path / "mnt"),
         "artifactsPath": str(tmp_path / "artifacts"),
+        "extraOptions": {"configTxtAppend": "dtparam=audio=on"},
     }
     await run_tool([installer, "install"], stdin=yaml.safe_dump(request).encode())
     assert disk.read_bytes()[32768:32779] == b"DEMO-U-BOOT"
-    assert (tmp_path / "mnt/boot/EFI/dtb/demo/board.dtb").is_file()
+    esp = tmp_path / "mnt/boot/EFI"
+    assert (esp / "dtb/demo/board.dtb").read_bytes() == demo_overlay.dtb(overlay)
+    assert (esp / "config.txt").read_text() == demo_overlay.config_txt(overlay) + "dtparam=audio=on\n"
 
 
 async def test_rootfs_modules_for_the_modules_dep_step(demo_release: DemoRelease, tmp_path: Path) -> None:
