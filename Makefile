@@ -68,7 +68,7 @@ buf-breaking: $(BUF)
 check: lint buf-lint buf-breaking
 
 test: check
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --durations=20 $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) -m pytest tests/bench -p no:cacheprovider -s $(PYTEST_ARGS)
