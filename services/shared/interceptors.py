@@ -43,7 +43,10 @@ async def _abort(context: aio.ServicerContext[Any, Any], exc: BaseException, met
         trailing: Any = exc.trailing_metadata()
         reason = trailing.get(REASON_METADATA) if trailing else None
         log.info("downstream rpc failed", extra={"method": method, "code": exc.code().name, "error": exc.details()})
-        context.set_trailing_metadata(((REASON_METADATA, str(reason or exc.code().name)),))
+        # No reason: the failure is gRPC's own (the downstream unreachable or gone mid-call), and stays
+        # marked as such, so the gateway does not show its transport text to clients.
+        if reason is not None:
+            context.set_trailing_metadata(((REASON_METADATA, str(reason)),))
         await context.abort(exc.code(), exc.details() or "")
     if isinstance(exc, FactoryError):
         level = logging.ERROR if exc.code == grpc.StatusCode.INTERNAL else logging.INFO

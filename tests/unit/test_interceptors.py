@@ -9,8 +9,17 @@ import grpc
 import pytest
 from grpc import aio
 
-from imagefactory.v1 import builder_pb2, builder_pb2_grpc, common_pb2, schematic_pb2, schematic_pb2_grpc
-from services.shared.config import Config
+from gateway.errors import rpc_error_response
+from imagefactory.v1 import (
+    builder_pb2,
+    builder_pb2_grpc,
+    catalog_pb2,
+    catalog_pb2_grpc,
+    common_pb2,
+    schematic_pb2,
+    schematic_pb2_grpc,
+)
+from services.shared.config import Config, GrpcConfig, ServiceEndpoints
 from services.shared.context import request_id_var
 from services.shared.errors import InvalidArgument, NotEnabled, NotFound, UpstreamUnavailable
 from services.shared.grpc_client import open_channel
@@ -26,6 +35,16 @@ class Schematics(schematic_pb2_grpc.SchematicServiceServicer):
     async def GetSchematic(self, request: Any, context: Any) -> Any:
         if request.id == "echo-request-id":
             return schematic_pb2.GetSchematicResponse(id=request_id_var.get())
+        if request.id == "dead-downstream":
+            nobody = Config(
+                services=ServiceEndpoints(catalog=f"127.0.0.1:{free_port()}"), grpc=GrpcConfig(retry_attempts=1)
+            )
+            dead = open_channel(nobody, "catalog")
+            try:
+                stub: Any = catalog_pb2_grpc.CatalogServiceStub(dead)
+                await stub.ListVersions(catalog_pb2.ListVersionsRequest(), timeout=5)
+            finally:
+                await dead.close(None)
         errors = {
             "missing": NotFound('schematic ID "missing" not found'),
             "bad": InvalidArgument("line one\nline two"),
@@ -127,3 +146,15 @@ async def test_request_id_travels_on_streaming_calls_too(channel: aio.Channel) -
     finally:
         request_id_var.reset(token)
     assert [m.progress.step for m in replies] == ["req-stream"]
+
+
+async def test_a_dead_downstream_stays_a_transport_failure(channel: aio.Channel) -> None:
+    """Relayed without a reason, so the gateway answers its neutral 503 instead of gRPC's text."""
+    stub: Any = schematic_pb2_grpc.SchematicServiceStub(channel)
+    with pytest.raises(aio.AioRpcError) as info:
+        await stub.GetSchematic(schematic_pb2.GetSchematicRequest(id="dead-downstream"))
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    metadata: Any = info.value.trailing_metadata()
+    assert metadata.get(REASON_METADATA) is None
+    answer = rpc_error_response(info.value)
+    assert (answer.status, answer.text) == (503, "service temporarily unavailable\n")
