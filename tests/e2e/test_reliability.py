@@ -247,10 +247,14 @@ async def test_builder_killed_mid_build_is_a_quick_503_and_a_retry_succeeds(rmes
         assert published(rmesh) == before
         assert incoming(rmesh) == []
 
-        # Back (the test restarts it; the local supervisor would stop the whole mesh instead).
+        # Back (the test restarts it, as `make run`'s supervisor or Kubernetes would). Once the gateway
+        # says it is ready again (its channel has reconnected, within the 2 s reconnect backoff), the
+        # retry a client makes after a 503 succeeds.
         rmesh.start_process("builder")
         rmesh.wait_serving("builder", time.monotonic() + 60)
         assert list(work.iterdir()) == [], "the restarted builder keeps the killed build's scratch files"
+        async with asyncio.timeout(15):
+            await poll(lambda: http_get(f"{rmesh.url}/readyz")[0] == 200)
         status, headers, body = await fetch(session, url)
         assert status == 200, body
         assert is_iso(body) and len(body) == int(headers["Content-Length"])
